@@ -1,0 +1,73 @@
+"""Metrics: plain functions of logits (or of a model, for size and speed)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_logits, check_same_shape, check_targets, check_temperature
+from .models import count_parameters, predict_logits
+
+__all__ = ["accuracy", "agreement", "mean_kl", "latency_ms", "evaluate", "count_parameters"]
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max equals the label."""
+    check_logits(logits, "logits", ndim=2)
+    targets = check_targets(targets, *logits.shape)
+    return (logits.argmax(1) == targets).float().mean().item()
+
+
+def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    """Top-1 agreement: the fraction of inputs on which student and teacher predict the same class."""
+    check_logits(student_logits, "student_logits", ndim=2)
+    check_logits(teacher_logits, "teacher_logits", ndim=2)
+    check_same_shape(student_logits, teacher_logits)
+    return (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
+
+
+def mean_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0) -> float:
+    """Mean KL(teacher || student) at temperature ``T`` (in nats): how far the student's
+    distribution is from the teacher's, 0 when they are equal."""
+    check_logits(student_logits, "student_logits", ndim=2)
+    check_logits(teacher_logits, "teacher_logits", ndim=2)
+    check_same_shape(student_logits, teacher_logits)
+    T = check_temperature(T)
+    log_q = F.log_softmax(student_logits / T, dim=1)
+    log_p = F.log_softmax(teacher_logits / T, dim=1)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True).item()
+
+
+def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 30, warmup: int = 3) -> float:
+    """Median wall-clock time of one forward pass on the batch ``x``, in milliseconds."""
+    times = []
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        model.train(was_training)
+    return 1000 * statistics.median(times)
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    teacher: nn.Module | None = None,
+) -> dict[str, float]:
+    """Accuracy, parameter count and, given a teacher, top-1 agreement and mean KL to it."""
+    logits = predict_logits(model, x)
+    result: dict[str, float] = {"accuracy": accuracy(logits, y), "parameters": count_parameters(model)}
+    if teacher is not None:
+        t_logits = predict_logits(teacher, x)
+        result["agreement"] = agreement(logits, t_logits)
+        result["kl_to_teacher"] = mean_kl(logits, t_logits)
+    return result

@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+import kdlab
+
+
+def test_accuracy_and_agreement():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    assert kdlab.accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
+    other = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert kdlab.agreement(logits, other) == 0.5
+    with pytest.raises(ValueError, match="class labels in \\[0, 1\\]"):
+        kdlab.accuracy(logits, torch.tensor([0, 1, 2, 1]))
+
+
+def test_mean_kl_zero_for_equal_and_positive_otherwise():
+    z = torch.randn(16, 5, generator=torch.Generator().manual_seed(0))
+    assert kdlab.mean_kl(z, z) == pytest.approx(0.0, abs=1e-6)
+    assert kdlab.mean_kl(z, 2 * z) > 0
+    assert kdlab.mean_kl(z, 2 * z, T=10.0) < kdlab.mean_kl(z, 2 * z, T=1.0)
+
+
+def test_evaluate_and_latency():
+    d = kdlab.load_dataset("moons")
+    s = kdlab.make_model("mlp", d.input_shape, 2, seed=0)
+    t = kdlab.make_model("mlp", d.input_shape, 2, seed=1)
+    r = kdlab.evaluate(s, d.x_test, d.y_test, teacher=t)
+    assert set(r) == {"accuracy", "parameters", "agreement", "kl_to_teacher"}
+    assert 0 <= r["accuracy"] <= 1 and r["parameters"] == kdlab.count_parameters(s)
+    assert kdlab.latency_ms(s, d.x_test, repeats=5) > 0
