@@ -1,0 +1,41 @@
+"""Execute notebooks in place, from a fresh kernel, and store light, deterministic outputs.
+
+    python scripts/execute_notebook.py notebooks/00_quickstart.ipynb [more.ipynb ...]
+
+Runs each notebook top to bottom in its own folder with the current environment's Python (the
+same kernel nbval uses), then drops what makes a stored notebook heavy or noisy: saved widget
+state (plotly widgets embed megabytes) and per-cell timing metadata. Prints each notebook's
+runtime and size, and fails if a notebook raises or exceeds 1 MB.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+MAX_BYTES = 1_000_000
+
+
+def execute(path: Path) -> tuple[float, int]:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise SystemExit(f"{path}: {size} bytes, over the 1 MB limit")
+    return seconds, size
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        seconds, size = execute(Path(arg))
+        print(f"{arg}: ran in {seconds:.1f} s, {size / 1000:.0f} kB")
