@@ -1,0 +1,841 @@
+"""Transfer to a new domain: fine-tune, distil, or both.
+
+A teacher trained on a *source* domain meets a *target* domain whose inputs look different (the
+same ten digits, but rotated, thicker, blurred, noisy or inverted). The target offers many
+unlabelled examples and only ``k`` labelled ones per class. This module builds such domains offline
+and reproducibly, and runs the comparison of notebook 04:
+
+1. the source teacher as it is;
+2. a small student trained on the ``k`` labels only;
+3. the teacher fine-tuned on the ``k`` labels (all layers, or only the head);
+4. the source teacher distilled into the student on the unlabelled target data (``alpha=1``);
+5. the teacher fine-tuned, then distilled into the student on the unlabelled target data, then a
+   short pass on the ``k`` labels with the hard-label term switched on (KD followed by fine-tuning).
+
+Every training goes through :func:`kdlab.train`; fine-tuning only the head freezes the other
+parameters (``requires_grad=False``) and passes the model to the same loop. :func:`mutual_learning`
+is the one extra loop: online distillation (deep mutual learning, Zhang et al. 2018) trains two
+models *together*, which :func:`kdlab.train` (one model, a fixed teacher) cannot express.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_alpha, check_positive_int, check_temperature
+from .data import Dataset
+from .losses import soft_target_loss
+from .metrics import accuracy
+from .models import count_parameters, make_model, predict_logits
+from .training import train
+
+__all__ = [
+    "SHIFTS", "MAX_ROTATION_DEGREES", "shift_images", "make_domains", "FewLabels", "few_labels",
+    "fine_tune", "trainable_part", "TransferSettings", "METHODS", "TransferComparison",
+    "compare_transfer", "mutual_learning", "shift_curve", "plot_domains", "plot_shift_curves",
+    "plot_transfer", "ShiftExplorer", "KComparison",
+]
+
+SHIFTS = ("rotate", "thicken", "blur", "noise", "invert")
+MAX_ROTATION_DEGREES = 60.0
+
+
+# --------------------------------------------------------------------------------------------
+# Domain shifts on images
+
+
+def _check_strength(strength: object) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise TypeError(f"strength must be a number in [0, 1], got {strength!r} of type {type(strength).__name__}")
+    strength = float(strength)
+    if not 0.0 <= strength <= 1.0:  # also rejects NaN
+        raise ValueError(f"strength must be in [0, 1] (0 = no shift, 1 = the strongest), got {strength!r}")
+    return strength
+
+
+def _check_kinds(kind: str | Sequence[str]) -> tuple[str, ...]:
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if not kinds:
+        raise ValueError(f"kind must name at least one shift; choose from {', '.join(map(repr, SHIFTS))}")
+    for k in kinds:
+        if k not in SHIFTS:
+            raise ValueError(f"unknown shift kind {k!r}; choose one or more of {', '.join(map(repr, SHIFTS))}")
+    return kinds
+
+
+def _rotate(img: torch.Tensor, degrees: float) -> torch.Tensor:
+    theta = math.radians(degrees)
+    c, s = math.cos(theta), math.sin(theta)
+    matrix = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=img.dtype).expand(len(img), 2, 3)
+    grid = F.affine_grid(matrix, list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = torch.arange(-2, 3, dtype=img.dtype)
+    k = torch.exp(-(r**2) / (2 * sigma**2))
+    k = k / k.sum()
+    return F.conv2d(img, (k[:, None] * k[None, :])[None, None], padding=2)
+
+
+def shift_images(
+    x: torch.Tensor,
+    input_shape: Sequence[int] = (8, 8),
+    kind: str | Sequence[str] = "rotate",
+    strength: float = 0.5,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Apply a domain shift of a given strength to flattened images.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Flattened images ``(n, height * width)`` with pixels in ``[0, 1]`` (e.g. ``data.x_test`` of
+        the digits).
+    input_shape : (height, width)
+        The images' layout, e.g. ``data.input_shape``.
+    kind : str or sequence of str
+        One of :data:`SHIFTS`, or several applied in order:
+
+        - ``"rotate"``: every image turned by ``strength * 60`` degrees (a tilted scanner);
+        - ``"thicken"``: blended with its 3x3 maximum (thicker strokes, a broader pen);
+        - ``"blur"``: Gaussian blur with sigma ``1.5 * strength`` pixels (out of focus);
+        - ``"noise"``: Gaussian noise of standard deviation ``0.5 * strength``, seeded, clipped to [0, 1];
+        - ``"invert"``: blended towards ``1 - x`` (light digits on dark paper at ``strength=1``).
+    strength : float
+        In ``[0, 1]``; 0 returns the images unchanged.
+    seed : int
+        Seed of the noise (the only random shift): the same seed gives the same images.
+
+    Returns
+    -------
+    torch.Tensor
+        Shifted images, same shape and dtype as ``x``, pixels in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 64); x[0, 27] = 1.0
+    >>> shift_images(x, (8, 8), "thicken", 1.0).sum().item()
+    9.0
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
+        raise TypeError(f"x must be a 2-D floating-point torch.Tensor (n, n_pixels), got {type(x).__name__}"
+                        + (f" of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else ""))
+    shape = tuple(input_shape)
+    if len(shape) != 2 or math.prod(shape) != x.shape[1]:
+        raise ValueError(f"input_shape must be (height, width) with height * width = {x.shape[1]}, got {shape}")
+    kinds = _check_kinds(kind)
+    strength = _check_strength(strength)
+    if strength == 0:
+        return x.clone()
+    img = x.reshape(len(x), 1, *shape)
+    gen = torch.Generator().manual_seed(seed)
+    for k in kinds:
+        if k == "rotate":
+            img = _rotate(img, strength * MAX_ROTATION_DEGREES)
+        elif k == "thicken":
+            img = (1 - strength) * img + strength * F.max_pool2d(img, 3, stride=1, padding=1)
+        elif k == "blur":
+            img = _blur(img, 1.5 * strength)
+        elif k == "noise":
+            img = img + 0.5 * strength * torch.randn(img.shape, generator=gen, dtype=img.dtype)
+        else:  # invert
+            img = (1 - strength) * img + strength * (1 - img)
+        img = img.clamp(0.0, 1.0)
+    return img.reshape(len(x), -1)
+
+
+def make_domains(
+    data: Dataset,
+    kind: str | Sequence[str] = "rotate",
+    strength: float = 0.5,
+    source_fraction: float = 0.5,
+    seed: int = 0,
+) -> tuple[Dataset, Dataset]:
+    """Split an image data set into a clean source domain and a shifted target domain.
+
+    The training images are split, stratified by class, into two disjoint parts: the source domain
+    trains on the first (as they are), the target domain's training set is the second part shifted
+    by :func:`shift_images`. The test images serve both: clean for the source, shifted for the
+    target. No image appears in both training sets.
+
+    Parameters
+    ----------
+    data : Dataset
+        Images with a 2-D ``input_shape``, e.g. ``kdlab.load_dataset("digits")``.
+    kind, strength
+        The shift, as in :func:`shift_images`.
+    source_fraction : float
+        Fraction of the training images given to the source domain, in ``(0, 1)``.
+    seed : int
+        Seed of the split and of the noise.
+
+    Returns
+    -------
+    (source, target) : tuple of Dataset
+    """
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
+    if len(data.input_shape) != 2:
+        raise ValueError(f"make_domains needs images (a 2-D input_shape), got {data.name!r} with {data.input_shape}")
+    if isinstance(source_fraction, bool) or not isinstance(source_fraction, (int, float)) or not 0 < source_fraction < 1:
+        raise ValueError(f"source_fraction must be a number in (0, 1), got {source_fraction!r}")
+    kinds, strength = _check_kinds(kind), _check_strength(strength)
+    gen = torch.Generator().manual_seed(seed)
+    src, tgt = [], []
+    for c in range(data.n_classes):
+        idx = torch.nonzero(data.y_train == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        cut = int(round(source_fraction * len(idx)))
+        src.append(idx[:cut])
+        tgt.append(idx[cut:])
+    src_i, tgt_i = torch.cat(src).sort().values, torch.cat(tgt).sort().values
+    label = "+".join(kinds)
+    source = dataclasses.replace(data, name=f"{data.name}-source", x_train=data.x_train[src_i], y_train=data.y_train[src_i])
+    target = dataclasses.replace(
+        data,
+        name=f"{data.name}-target({label} {strength:g})",
+        x_train=shift_images(data.x_train[tgt_i], data.input_shape, kinds, strength, seed=seed),
+        y_train=data.y_train[tgt_i],
+        x_test=shift_images(data.x_test, data.input_shape, kinds, strength, seed=seed + 1),
+    )
+    return source, target
+
+
+def shift_curve(
+    model: nn.Module,
+    data: Dataset,
+    kind: str | Sequence[str],
+    strengths: Iterable[float],
+    seed: int = 0,
+) -> list[float]:
+    """Test accuracy of ``model`` on ``data``'s test images shifted by each strength in turn."""
+    return [
+        accuracy(predict_logits(model, shift_images(data.x_test, data.input_shape, kind, s, seed=seed)), data.y_test)
+        for s in strengths
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# A few labels, many unlabelled examples
+
+
+@dataclass(frozen=True)
+class FewLabels:
+    """The target training set split into ``k`` labelled examples per class and the unlabelled rest.
+
+    ``y_unlabelled`` is kept only to *measure* things (e.g. how often a teacher's guesses on the
+    unlabelled data are right); no method in this module trains on it.
+    """
+
+    x_labelled: torch.Tensor
+    y_labelled: torch.Tensor
+    x_unlabelled: torch.Tensor
+    y_unlabelled: torch.Tensor
+    k: int
+
+    def __repr__(self) -> str:
+        return f"FewLabels(k={self.k}: {len(self.y_labelled)} labelled, {len(self.x_unlabelled)} unlabelled)"
+
+
+def few_labels(target: Dataset, k: int = 5, seed: int = 0) -> FewLabels:
+    """Keep the labels of ``k`` random training examples per class; the rest become unlabelled.
+
+    Parameters
+    ----------
+    target : Dataset
+        The target domain (its training set is split; its test set is not touched).
+    k : int
+        Labelled examples per class, at least 1 and fewer than the smallest class has.
+    seed : int
+        Which examples keep their labels.
+    """
+    if not isinstance(target, Dataset):
+        raise TypeError(f"target must be a kdlab Dataset, got {type(target).__name__}")
+    k = check_positive_int(k, "k")
+    smallest = int(torch.bincount(target.y_train, minlength=target.n_classes).min())
+    if k >= smallest:
+        raise ValueError(f"k must leave unlabelled examples in every class: k < {smallest} here, got {k}")
+    gen = torch.Generator().manual_seed(seed)
+    lab, unlab = [], []
+    for c in range(target.n_classes):
+        idx = torch.nonzero(target.y_train == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        lab.append(idx[:k])
+        unlab.append(idx[k:])
+    lab_i, unlab_i = torch.cat(lab).sort().values, torch.cat(unlab).sort().values
+    return FewLabels(target.x_train[lab_i], target.y_train[lab_i], target.x_train[unlab_i], target.y_train[unlab_i], k)
+
+
+# --------------------------------------------------------------------------------------------
+# Fine-tuning through kdlab.train
+
+
+def _head(model: nn.Module) -> nn.Module:
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        raise ValueError(f"head-only fine-tuning needs a model with a `.head` layer (kdlab models have one); "
+                         f"{type(model).__name__} has none")
+    return head
+
+
+def trainable_part(model: nn.Module, part: str = "all") -> nn.Module:
+    """Make ``part`` of ``model`` trainable and freeze the rest (``requires_grad``), in place.
+
+    ``part="all"`` unfreezes every parameter; ``part="head"`` trains only the final layer
+    (``model.head``), the classic "linear probe" that keeps the source features. Returns ``model``.
+    """
+    if part not in ("all", "head"):
+        raise ValueError(f"part must be 'all' or 'head', got {part!r}")
+    head_params = {id(p) for p in _head(model).parameters()} if part == "head" else None
+    for p in model.parameters():
+        p.requires_grad_(head_params is None or id(p) in head_params)
+    return model
+
+
+def fine_tune(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    part: str = "all",
+    epochs: int = 60,
+    lr: float = 1e-3,
+    seed: int = 0,
+    **train_kwargs: object,
+):
+    """A fine-tuned copy of ``model`` (the original is not changed), and its training history.
+
+    Copies the model, freezes what ``part`` says (see :func:`trainable_part`) and trains the copy
+    with :func:`kdlab.train` on ``(x, y)`` (hard labels). A smaller learning rate than training
+    from scratch keeps the source knowledge the labels do not contradict. The copy keeps its
+    frozen parameters frozen, so ``count_parameters(copy)`` counts what was fine-tuned.
+
+    Returns
+    -------
+    (model, History)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    tuned = trainable_part(copy.deepcopy(model), part)
+    history = train(tuned, x, y, epochs=epochs, lr=lr, seed=seed, **train_kwargs)
+    return tuned, history
+
+
+# --------------------------------------------------------------------------------------------
+# The five-way comparison
+
+
+METHODS = (
+    "source teacher",
+    "student, k labels",
+    "fine-tune all",
+    "fine-tune head",
+    "distil source teacher",
+    "fine-tune, then distil",
+)
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Model sizes and training lengths of :func:`compare_transfer`.
+
+    The defaults were chosen by hand on the rotated digits (enough epochs for each loss to level
+    off on the k labels), the same for every method and not tuned per method or per seed;
+    ``fast()`` gives a much shorter version for smoke tests.
+    """
+
+    student_widths: tuple[int, ...] = (16,)
+    T: float = 4.0
+    label_batch_size: int = 16     # every training on the k labels: a few images, small batches
+    label_epochs: int = 60         # student from scratch on the k labels
+    label_lr: float = 3e-3
+    finetune_epochs: int = 30      # teacher on the k labels
+    finetune_lr: float = 1e-3
+    distil_epochs: int = 40        # student on the unlabelled target data
+    distil_lr: float = 3e-3
+    polish_epochs: int = 15        # method 5's last pass on the k labels (hard + soft)
+    polish_alpha: float = 0.5
+    distil_from: str = "all"       # which fine-tuned teacher method 5 distils: "all" or "head"
+
+    def __post_init__(self) -> None:
+        check_temperature(self.T)
+        check_alpha(self.polish_alpha, "polish_alpha")
+        for name in ("label_batch_size", "label_epochs", "finetune_epochs", "distil_epochs", "polish_epochs"):
+            check_positive_int(getattr(self, name), name)
+        if self.distil_from not in ("all", "head"):
+            raise ValueError(f"distil_from must be 'all' or 'head', got {self.distil_from!r}")
+
+    @classmethod
+    def fast(cls, **overrides: object) -> "TransferSettings":
+        """Short trainings for smoke tests and FAST mode."""
+        base = dict(label_epochs=20, finetune_epochs=10, distil_epochs=8, polish_epochs=5)
+        base.update(overrides)
+        return cls(**base)  # type: ignore[arg-type]
+
+
+@dataclass
+class TransferComparison:
+    """Target test accuracy of every method for every seed, with summaries."""
+
+    k: int
+    seeds: tuple[int, ...]
+    accuracies: dict[str, list[float]] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)
+    pseudo_label_accuracy: dict[str, list[float]] = field(default_factory=dict)
+
+    def means(self) -> dict[str, float]:
+        return {m: statistics.fmean(v) for m, v in self.accuracies.items() if v}
+
+    def stds(self) -> dict[str, float]:
+        """Sample standard deviation over seeds (0 with a single seed)."""
+        return {m: (statistics.stdev(v) if len(v) > 1 else 0.0) for m, v in self.accuracies.items() if v}
+
+    def table(self):
+        """A pandas DataFrame: one row per method, mean and std of the target test accuracy over
+        seeds, and the parameters of the model that is deployed."""
+        import pandas as pd
+
+        means, stds = self.means(), self.stds()
+        rows = [{"method": m, "mean": round(means[m], 3), "std": round(stds[m], 3),
+                 "deployed parameters": self.parameters.get(m)} for m in self.accuracies if self.accuracies[m]]
+        return pd.DataFrame(rows).set_index("method")
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def compare_transfer(
+    teacher: nn.Module,
+    target: Dataset,
+    k: int = 5,
+    seeds: Sequence[int] = (0, 1, 2),
+    settings: TransferSettings | None = None,
+    on_progress: Progress | None = None,
+    on_result: Callable[["TransferComparison"], None] | None = None,
+) -> TransferComparison:
+    """Run the notebook's comparison of transfer methods on ``target`` with ``k`` labels per class.
+
+    For each seed: a new choice of the ``k`` labelled examples (:func:`few_labels`) and new
+    initial weights for the students. The source ``teacher`` is never changed (fine-tuning works on
+    copies). Trainings run one after another.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        Trained on the source domain; must have a ``.head`` (every kdlab model has).
+    target : Dataset
+        The target domain (:func:`make_domains`); accuracies are on its test set.
+    k : int
+        Labelled target examples per class.
+    seeds : sequence of int
+        One run per seed; mean ± std over them.
+    settings : TransferSettings, optional
+        Sizes, epochs and learning rates.
+    on_progress : callable, optional
+        ``on_progress(message, done, total)`` before each training, and once at the end.
+    on_result : callable, optional
+        Called with the partial :class:`TransferComparison` after each seed (to redraw a chart).
+
+    Returns
+    -------
+    TransferComparison
+    """
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    settings = settings or TransferSettings()
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got an empty sequence")
+    k = check_positive_int(k, "k")
+    _head(teacher)
+    n_trainings, done = 6 * len(seeds), 0
+    result = TransferComparison(k=k, seeds=seeds, accuracies={m: [] for m in METHODS})
+    x_test, y_test = target.x_test, target.y_test
+
+    def step(message: str) -> None:
+        nonlocal done
+        if on_progress is not None:
+            on_progress(message, done, n_trainings)
+        done += 1
+
+    def acc(model: nn.Module) -> float:
+        return accuracy(predict_logits(model, x_test), y_test)
+
+    def student(seed: int) -> nn.Module:
+        return make_model("mlp", target.input_shape, target.n_classes, widths=settings.student_widths, seed=seed)
+
+    s = settings
+    teacher_acc = acc(teacher)
+    result.parameters = {m: count_parameters(teacher, trainable_only=False) for m in METHODS}
+    for seed in seeds:
+        split = few_labels(target, k, seed=seed)
+        result.accuracies["source teacher"].append(teacher_acc)
+
+        step(f"seed {seed}: student on the {len(split.y_labelled)} labels")
+        m = student(1000 + seed)
+        train(m, split.x_labelled, split.y_labelled, epochs=s.label_epochs, lr=s.label_lr,
+              batch_size=s.label_batch_size, seed=seed, progress=False)
+        result.accuracies["student, k labels"].append(acc(m))
+        n_student = count_parameters(m)
+
+        tuned = {}
+        for part in ("all", "head"):
+            step(f"seed {seed}: fine-tune the teacher ({part})")
+            tuned[part], _ = fine_tune(teacher, split.x_labelled, split.y_labelled, part=part,
+                                       epochs=s.finetune_epochs, lr=s.finetune_lr, batch_size=s.label_batch_size,
+                                       seed=seed, progress=False)
+            result.accuracies[f"fine-tune {part}"].append(acc(tuned[part]))
+
+        step(f"seed {seed}: distil the source teacher on {len(split.x_unlabelled)} unlabelled images")
+        m = student(1000 + seed)
+        train(m, split.x_unlabelled, None, teacher=teacher, T=s.T, alpha=1.0, epochs=s.distil_epochs,
+              lr=s.distil_lr, seed=seed, progress=False)
+        result.accuracies["distil source teacher"].append(acc(m))
+
+        step(f"seed {seed}: fine-tuned teacher ({s.distil_from}) -> student, then the k labels")
+        ft = tuned[s.distil_from]
+        m = student(1000 + seed)
+        train(m, split.x_unlabelled, None, teacher=ft, T=s.T, alpha=1.0, epochs=s.distil_epochs,
+              lr=s.distil_lr, seed=seed, progress=False)
+        train(m, split.x_labelled, split.y_labelled, teacher=ft, T=s.T, alpha=s.polish_alpha,
+              epochs=s.polish_epochs, lr=s.finetune_lr, batch_size=s.label_batch_size, seed=seed,
+              progress=False)
+        result.accuracies["fine-tune, then distil"].append(acc(m))
+
+        for name, model in (("source teacher", teacher), ("fine-tuned teacher", ft)):
+            guesses = predict_logits(model, split.x_unlabelled)
+            result.pseudo_label_accuracy.setdefault(name, []).append(accuracy(guesses, split.y_unlabelled))
+        for mname in ("student, k labels", "distil source teacher", "fine-tune, then distil"):
+            result.parameters[mname] = n_student
+        if on_result is not None:
+            on_result(result)
+    if on_progress is not None:
+        on_progress("done", n_trainings, n_trainings)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Online distillation: deep mutual learning
+
+
+def mutual_learning(
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int = 100,
+    batch_size: int = 64,
+    lr: float | Sequence[float] = 3e-3,
+    T: float = 1.0,
+    weight: float = 1.0,
+    seed: int = 0,
+) -> list[list[float]]:
+    """Online distillation: train several models *together*, each also matching the others.
+
+    Deep mutual learning (Zhang et al. 2018): on every batch, model ``i`` minimises
+    ``CE(z_i, y) + weight * mean_j KL(softmax(z_j / T) || softmax(z_i / T)) * T**2`` over the other
+    models ``j``, whose predictions are treated as fixed targets for that step (detached). No model
+    is trained beforehand: the "teacher" is learning at the same time. With one model this is
+    ordinary training. ``lr`` is one learning rate for all models or one per model (a pretrained
+    model being fine-tuned wants a smaller one). Trains in place; returns each model's training
+    loss per epoch.
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, nn.Module) for m in models):
+        raise TypeError("models must be a non-empty sequence of torch.nn.Module")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    T = check_temperature(T)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        raise ValueError(f"weight must be a number >= 0, got {weight!r}")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    lrs = [lr] * len(models) if isinstance(lr, (int, float)) else list(lr)
+    if len(lrs) != len(models) or not all(isinstance(v, (int, float)) and v > 0 for v in lrs):
+        raise ValueError(f"lr must be a positive number or one per model ({len(models)}), got {lr!r}")
+    if not isinstance(y, torch.Tensor) or y.shape != (len(x),):
+        raise ValueError(f"y must be a tensor of {len(x)} labels, got {y!r:.80}")
+    optimizers = [torch.optim.Adam(m.parameters(), lr=v) for m, v in zip(models, lrs)]
+    losses: list[list[float]] = [[] for _ in models]
+    for _ in range(epochs):
+        for m in models:
+            m.train()
+        perm = torch.randperm(len(x), generator=gen)
+        totals = [0.0] * len(models)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i : i + batch_size]
+            xb, yb = x[idx], y[idx]
+            logits = [m(xb) for m in models]
+            for j, (opt, z) in enumerate(zip(optimizers, logits)):
+                loss = F.cross_entropy(z, yb)
+                others = [o for o_i, o in enumerate(logits) if o_i != j]
+                if others and weight > 0:
+                    loss = loss + weight * sum(soft_target_loss(z, o.detach(), T) for o in others) / len(others)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                totals[j] += loss.item() * len(idx)
+        for j in range(len(models)):
+            losses[j].append(totals[j] / len(x))
+    for m in models:
+        m.eval()
+    return losses
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def _example_indices(y: torch.Tensor, n_classes: int) -> list[int]:
+    """The first example of each class, in class order."""
+    return [int(torch.nonzero(y == c).flatten()[0]) for c in range(n_classes)]
+
+
+def plot_domains(source: Dataset, target: Dataset, *, title: str | None = None):
+    """One test image per class from the source domain (top row) and the same image in the target
+    domain (bottom row). Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    idx = _example_indices(source.y_test, source.n_classes)
+    fig, axes = plt.subplots(2, len(idx), figsize=(1.0 * len(idx), 2.5))
+    for row, (domain, label) in enumerate(((source, "source"), (target, "target"))):
+        for col, i in enumerate(idx):
+            ax = axes[row, col]
+            ax.imshow(domain.x_test[i].reshape(domain.input_shape).numpy(), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(source.class_names[int(source.y_test[i])])
+        axes[row, 0].set_ylabel(label)
+    fig.suptitle(title or f"The same test images in the source and the target domain ({target.name})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_shift_curves(curves: Mapping[str, Sequence[float]], strengths: Sequence[float], *,
+                      title: str = "The source teacher's accuracy as the shift grows", ax=None):
+    """Accuracy against shift strength, one line per kind of shift."""
+    import matplotlib.pyplot as plt
+
+    from .plots import OKABE_ITO
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for i, (name, acc) in enumerate(curves.items()):
+        ax.plot(list(strengths), list(acc), marker="o", ms=3, lw=2, label=name, color=OKABE_ITO[i % len(OKABE_ITO)])
+    ax.axhline(0.1, color="grey", ls=":", lw=1, label="chance (10 classes)")
+    ax.set_xlabel(f"shift strength (rotate: x {MAX_ROTATION_DEGREES:g} degrees)")
+    ax.set_ylabel("test accuracy on the shifted images")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_transfer(result: TransferComparison, *, title: str | None = None, ax=None):
+    """Bar chart of :class:`TransferComparison`: mean target accuracy per method, ± one std."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_comparison
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(9, 4))
+    n = len(result.seeds)
+    plot_comparison(result.means(), result.stds(), ax=ax, ylabel="target test accuracy",
+                    title=title or f"Transfer with k = {result.k} labels per class (mean ± std over {n} seeds)")
+    ax.tick_params(axis="x", labelrotation=15)
+    ax.legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Widgets (plain methods drive them, so tests call the same code a slider does)
+
+
+class ShiftExplorer:
+    """A slider for the shift strength (and a menu for its kind) that redraws examples and the
+    teacher's target accuracy live. Pure computation, no training: a redraw takes milliseconds.
+
+    ``update(strength, kind)`` is what the slider calls; it returns the teacher's accuracy on the
+    shifted test set.
+    """
+
+    def __init__(self, teacher: nn.Module, data: Dataset, kind: str = "rotate", strength: float = 0.4,
+                 seed: int = 0) -> None:
+        import ipywidgets as w
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        self.teacher, self.data, self.seed = teacher, data, seed
+        self.kind, self.strength = _check_kinds(kind)[0], _check_strength(strength)
+        self.idx = _example_indices(data.y_test, data.n_classes)
+        self.source_accuracy = accuracy(predict_logits(teacher, data.x_test), data.y_test)
+        self.strengths = [round(0.05 * i, 2) for i in range(21)]
+        self._curves: dict[str, list[float]] = {}
+
+        n = len(self.idx)
+        fig = make_subplots(rows=2, cols=n, horizontal_spacing=0.01, vertical_spacing=0.06,
+                            row_titles=["source", "target"], column_titles=[data.class_names[int(data.y_test[i])] for i in self.idx])
+        for row in (1, 2):
+            for col, i in enumerate(self.idx, start=1):
+                img = data.x_test[i].reshape(data.input_shape).numpy()
+                fig.add_trace(go.Heatmap(z=img, zmin=0, zmax=1, colorscale="gray", reversescale=True, showscale=False,
+                                         hoverinfo="skip"), row=row, col=col)
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+        fig.update_layout(height=230, width=760, margin=dict(l=10, r=40, t=40, b=10))
+        self.images = go.FigureWidget(fig)
+        self.curve = go.FigureWidget(
+            data=[go.Scatter(x=self.strengths, y=[], mode="lines+markers", name="teacher on target"),
+                  go.Scatter(x=[self.strength], y=[0], mode="markers", marker=dict(size=14, color="#D55E00"),
+                             name="current strength")],
+            layout=dict(height=280, width=760, title="The source teacher's accuracy on the target test set",
+                        xaxis_title="shift strength", yaxis_title="accuracy", yaxis_range=[0, 1],
+                        margin=dict(l=60, r=20, t=50, b=50)))
+        self.slider = w.FloatSlider(value=self.strength, min=0.0, max=1.0, step=0.05, description="strength",
+                                    continuous_update=True, readout_format=".2f")
+        self.menu = w.Dropdown(options=list(SHIFTS), value=self.kind, description="shift")
+        self.label = w.HTML()
+        self.slider.observe(self.on_strength, names="value")
+        self.menu.observe(self.on_kind, names="value")
+        self.widget = w.VBox([w.HBox([self.menu, self.slider]), self.label, self.images, self.curve])
+        self.update()
+
+    def curve_for(self, kind: str) -> list[float]:
+        """The teacher's target accuracy at every slider position (computed once per kind)."""
+        if kind not in self._curves:
+            self._curves[kind] = shift_curve(self.teacher, self.data, kind, self.strengths, seed=self.seed + 1)
+        return self._curves[kind]
+
+    def update(self, strength: float | None = None, kind: str | None = None) -> float:
+        """Shift the test set, redraw the examples and the accuracy; return the accuracy."""
+        if strength is not None:
+            self.strength = _check_strength(strength)
+        if kind is not None:
+            self.kind = _check_kinds(kind)[0]
+        x = shift_images(self.data.x_test, self.data.input_shape, self.kind, self.strength, seed=self.seed + 1)
+        acc = accuracy(predict_logits(self.teacher, x), self.data.y_test)
+        curve = self.curve_for(self.kind)
+        with self.images.batch_update():
+            n = len(self.idx)
+            for col, i in enumerate(self.idx):
+                self.images.data[n + col].z = x[i].reshape(self.data.input_shape).numpy()
+        with self.curve.batch_update():
+            self.curve.data[0].y = curve
+            self.curve.data[0].name = f"teacher on target ({self.kind})"
+            self.curve.data[1].x = [self.strength]
+            self.curve.data[1].y = [acc]
+        self.label.value = (f"<b>{self.kind} {self.strength:.2f}</b>: the source teacher gets "
+                            f"{self.source_accuracy:.3f} on the source test set and <b>{acc:.3f}</b> on the "
+                            f"shifted one (a drop of {self.source_accuracy - acc:.3f}).")
+        self.accuracy = acc
+        return acc
+
+    def on_strength(self, change: dict) -> None:
+        self.update(strength=change["new"])
+
+    def on_kind(self, change: dict) -> None:
+        self.update(kind=change["new"])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class KComparison:
+    """A slider for ``k`` (labels per class) that re-runs :func:`compare_transfer`.
+
+    The slider fires on release only (``continuous_update=False``); progress is streamed to a bar
+    and a line of text; the chart is redrawn after every seed. Trainings run one at a time: a
+    new ``k`` chosen while a run is going is queued and run next (the latest one wins).
+    ``run(k)`` is the plain method the slider calls.
+    """
+
+    def __init__(self, teacher: nn.Module, target: Dataset, seeds: Sequence[int] = (0, 1, 2),
+                 settings: TransferSettings | None = None, k: int = 5, max_k: int = 20,
+                 initial: TransferComparison | None = None) -> None:
+        import ipywidgets as w
+        import plotly.graph_objects as go
+
+        from .plots import OKABE_ITO
+
+        self.teacher, self.target, self.seeds = teacher, target, tuple(seeds)
+        self.settings = settings or TransferSettings()
+        self.result: TransferComparison | None = None
+        self.running = False
+        self._pending: int | None = None
+        self.runs = 0
+        self.messages: list[str] = []
+        self.slider = w.IntSlider(value=k, min=1, max=max_k, step=1, description="k per class",
+                                  continuous_update=False)
+        self.bar = w.IntProgress(value=0, min=0, max=6 * len(self.seeds), description="progress")
+        self.status = w.HTML("Move the slider to re-run the comparison.")
+        self.chart = go.FigureWidget(
+            data=[go.Bar(x=list(METHODS), y=[0] * len(METHODS), marker_color=list(OKABE_ITO[: len(METHODS)]),
+                         error_y=dict(type="data", array=[0] * len(METHODS), visible=True))],
+            layout=dict(height=360, width=760, yaxis_range=[0, 1], yaxis_title="target test accuracy",
+                        xaxis_title="method", title=f"k = {k}", margin=dict(l=60, r=20, t=50, b=80)))
+        self.slider.observe(self.on_k, names="value")
+        self.widget = w.VBox([self.slider, w.HBox([self.bar, self.status]), self.chart])
+        if initial is not None:
+            self.show(initial)
+
+    def show(self, result: TransferComparison) -> None:
+        """Redraw the chart from a (possibly partial) result."""
+        means, stds = result.means(), result.stds()
+        names = [m for m in METHODS if m in means]
+        with self.chart.batch_update():
+            self.chart.data[0].x = names
+            self.chart.data[0].y = [means[m] for m in names]
+            self.chart.data[0].error_y.array = [stds[m] for m in names]
+            self.chart.data[0].text = [f"{means[m]:.3f}" for m in names]
+            self.chart.layout.title = (f"k = {result.k}: mean ± std over "
+                                       f"{len(next(iter(result.accuracies.values())))} of {len(result.seeds)} seeds")
+
+    def progress(self, message: str, done: int, total: int) -> None:
+        self.bar.max, self.bar.value = total, done
+        self.status.value = f"{done}/{total} trainings &mdash; {message}"
+        self.messages.append(message)
+
+    def run(self, k: int) -> TransferComparison | None:
+        """Run the comparison for ``k`` (or queue it if a run is going). Returns the result."""
+        k = check_positive_int(k, "k")
+        if self.running:
+            self._pending = k
+            return None
+        self.running = True
+        try:
+            while True:
+                self.result = compare_transfer(self.teacher, self.target, k, self.seeds, self.settings,
+                                               on_progress=self.progress, on_result=self.show)
+                self.runs += 1
+                if self._pending is None or self._pending == k:
+                    self._pending = None
+                    break
+                k, self._pending = self._pending, None
+        finally:
+            self.running = False
+        return self.result
+
+    def on_k(self, change: dict) -> None:
+        self.run(change["new"])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
