@@ -1,0 +1,841 @@
+"""Soft targets: what a teacher knows beyond its answer (the code behind notebook 01).
+
+- Looking at the teacher: :func:`find_lookalikes` (by computation, the 3 whose second choice is an 8),
+  :func:`class_similarity` (the averaged soft targets per true class, a 10x10 picture) and
+  :func:`dark_knowledge` (how much probability the wrong classes get at a temperature T).
+- Hard labels against soft targets with few labels: :func:`label_fraction_experiment`.
+- Hinton et al.'s omitted-class experiment (2015, §3): :func:`omitted_class_experiment`, with the
+  bias shift chosen without test labels by :func:`choose_bias_shift`.
+- :class:`SoftTargetExplorer`: a widget to pick (or draw) a digit and a T and see the teacher's and
+  the student's distributions side by side. Its callback :meth:`SoftTargetExplorer.redraw` is a
+  plain method that tests call directly.
+
+Every training run goes through :func:`kdlab.train` and every loss through :mod:`kdlab.losses`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ._checks import check_fraction, check_logits, check_positive_int, check_targets, check_temperature
+from .data import Dataset
+from .losses import soft_targets
+from .metrics import accuracy
+from .models import make_model, predict_logits
+from .plots import OKABE_ITO, ROLE_COLORS, plot_distributions
+from .training import train
+
+__all__ = [
+    "one_thread", "find_lookalikes", "class_similarity", "plot_class_similarity", "dark_knowledge",
+    "plot_examples", "FractionResult", "label_fraction_experiment", "bias_shift_for_frequency",
+    "choose_bias_shift", "OmittedClassResult", "omitted_class_experiment", "SoftTargetExplorer",
+]
+
+HARD = "hard labels"
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside the block, then restore the previous setting.
+
+    The models here are tiny: a second thread only adds synchronisation overhead, and on a machine
+    shared with other work it can make training many times slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_class(value: object, name: str, n_classes: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a class index (int), got {value!r} of type {type(value).__name__}")
+    if not 0 <= int(value) < n_classes:
+        raise ValueError(f"{name} must be a class index in [0, {n_classes - 1}], got {value}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- looking at the teacher
+
+
+def find_lookalikes(
+    logits: torch.Tensor, targets: torch.Tensor, true_class: int, other_class: int, k: int = 1
+) -> list[int]:
+    """Indices of the examples of ``true_class`` that the model finds most like ``other_class``.
+
+    The examples labelled ``true_class`` are ranked by the probability (at T = 1) the model gives
+    to ``other_class``, highest first: "the 3 that looks most like an 8".
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        The model's logits, shape ``(n, n_classes)``.
+    targets : torch.Tensor
+        The true labels, shape ``(n,)``.
+    true_class, other_class : int
+        Two different class indices.
+    k : int
+        How many indices to return (fewer if the class has fewer examples).
+
+    Examples
+    --------
+    >>> z = torch.tensor([[3.0, 2.0, 0.0], [3.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
+    >>> find_lookalikes(z, torch.tensor([0, 0, 1]), true_class=0, other_class=1)
+    [0]
+    """
+    check_logits(logits, "logits", ndim=2)
+    targets = check_targets(targets, *logits.shape)
+    true_class = _check_class(true_class, "true_class", logits.shape[1])
+    other_class = _check_class(other_class, "other_class", logits.shape[1])
+    if true_class == other_class:
+        raise ValueError(f"true_class and other_class must differ, got {true_class} for both")
+    k = check_positive_int(k, "k")
+    idx = torch.nonzero(targets == true_class).flatten()
+    p_other = torch.softmax(logits[idx], dim=1)[:, other_class]
+    order = torch.argsort(p_other, descending=True, stable=True)
+    return idx[order[:k]].tolist()
+
+
+def class_similarity(logits: torch.Tensor, targets: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+    """The teacher's soft targets at temperature ``T``, averaged over the examples of each true class.
+
+    Row ``c`` is the average distribution the model gives to examples whose label is ``c``; its
+    off-diagonal entries say which other classes a ``c`` resembles, in the model's eyes.
+
+    Returns
+    -------
+    torch.Tensor
+        A ``(n_classes, n_classes)`` matrix whose rows sum to 1 (a row is NaN for a class with no
+        example).
+    """
+    check_logits(logits, "logits", ndim=2)
+    targets = check_targets(targets, *logits.shape)
+    p = soft_targets(logits, T)
+    n_classes = logits.shape[1]
+    sums = torch.zeros(n_classes, n_classes, dtype=p.dtype).index_add_(0, targets, p)
+    counts = torch.bincount(targets, minlength=n_classes).to(p.dtype)
+    return sums / counts[:, None]
+
+
+def plot_class_similarity(
+    similarity: torch.Tensor, class_names: Sequence[str], *, T: float, ax: plt.Axes | None = None
+) -> Figure:
+    """Heatmap of :func:`class_similarity`, with the (dominant) diagonal left blank.
+
+    The colour scale is logarithmic: the interesting entries span several orders of magnitude.
+    Each off-diagonal cell is annotated with its probability in percent.
+    """
+    check_logits(similarity, "similarity", ndim=2)
+    from matplotlib.colors import LogNorm
+
+    s = similarity.detach().cpu().numpy().copy()
+    n = len(s)
+    if len(class_names) != n:
+        raise ValueError(f"class_names must name the {n} classes, got {len(class_names)} names")
+    np.fill_diagonal(s, np.nan)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.2, 5.2))
+    off = s[~np.isnan(s)]
+    vmin = max(float(off.min()), 1e-4)
+    im = ax.imshow(np.clip(s, vmin, None), cmap="viridis", norm=LogNorm(vmin=vmin, vmax=float(off.max())))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                ax.text(j, i, f"{100 * s[i, j]:.1f}" if s[i, j] >= 0.001 else "", ha="center", va="center",
+                        fontsize=7, color="white" if s[i, j] < np.sqrt(vmin * off.max()) else "black")
+    ax.set_xticks(range(n), class_names)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("class the teacher gives probability to")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Averaged soft targets per true class (T = {T:g}), diagonal hidden")
+    fig.colorbar(im, ax=ax, label="average probability (log scale; cells in %)")
+    im.set_label("average probability")
+    fig.tight_layout()
+    return fig
+
+
+def dark_knowledge(logits: torch.Tensor, T: float = 1.0) -> dict[str, float]:
+    """How much the wrong classes get at temperature ``T``, averaged over the rows of ``logits``.
+
+    Returns
+    -------
+    dict
+        ``"mass_off_top"``: the mean probability of all classes except the arg-max;
+        ``"median_mass_off_top"``: its median over examples; ``"entropy"``: the mean entropy in
+        nats (at most ``log(n_classes)``); ``"classes_above_1pct"``: the mean number of
+        non-arg-max classes with probability above 1%.
+    """
+    check_logits(logits, "logits", ndim=2)
+    p = soft_targets(logits, T)
+    top = p.max(dim=1).values
+    off = 1 - top
+    entropy = -(p * p.clamp_min(1e-30).log()).sum(1)
+    above = (p > 0.01).sum(1) - 1
+    return {
+        "mass_off_top": off.mean().item(),
+        "median_mass_off_top": off.median().item(),
+        "entropy": entropy.mean().item(),
+        "classes_above_1pct": above.float().mean().item(),
+    }
+
+
+def plot_examples(
+    images: torch.Tensor,
+    logits: torch.Tensor,
+    class_names: Sequence[str],
+    *,
+    Ts: Sequence[float] = (1.0, 4.0),
+    titles: Sequence[str] | None = None,
+    input_shape: Sequence[int] = (8, 8),
+) -> Figure:
+    """One row per example: the image, then the model's distribution at each temperature in ``Ts``."""
+    check_logits(logits, "logits", ndim=2)
+    if len(images) != len(logits):
+        raise ValueError(f"images and logits must have the same length, got {len(images)} and {len(logits)}")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"titles must have one entry per image ({len(images)}), got {len(titles)}")
+    Ts = [check_temperature(T) for T in Ts]
+    n = len(images)
+    fig, axes = plt.subplots(n, 2, figsize=(9, 2.3 * n), gridspec_kw={"width_ratios": [1, 4]}, squeeze=False)
+    for i in range(n):
+        ax_img, ax_bar = axes[i]
+        ax_img.imshow(images[i].reshape(*input_shape).cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        ax_img.set_title(titles[i] if titles else f"example {i}", fontsize=9)
+        probs = {f"T = {T:g}": soft_targets(logits[i], T) for T in Ts}
+        plot_distributions(probs, class_names, ax=ax_bar,
+                           title=f"teacher's distribution ({titles[i] if titles else f'example {i}'})")
+        for bars, color in zip(ax_bar.containers, OKABE_ITO):
+            for bar in bars:
+                bar.set_color(color)
+        ax_bar.legend(fontsize="small")
+        ax_bar.set_yscale("log")
+        ax_bar.set_ylim(1e-4, 1.5)
+        ax_bar.set_ylabel("probability (log)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- few labels
+
+
+def _epochs_for(n: int, batch_size: int, steps: int) -> int:
+    return max(1, math.ceil(steps / math.ceil(n / batch_size)))
+
+
+@dataclass
+class FractionResult:
+    """The runs of :func:`label_fraction_experiment`: one record per (fraction, method, seed)."""
+
+    records: list[dict]
+    teacher_accuracy: float
+    fractions: list[float]
+    methods: list[str]
+    seconds: float = 0.0
+
+    def summary(self) -> "pandas.DataFrame":  # noqa: F821
+        """Mean and standard deviation (over seeds) of test accuracy, per fraction and method."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.records)
+        table = df.groupby(["fraction", "method"], sort=False)["accuracy"].agg(
+            mean="mean", std=lambda a: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0)
+        labels = df.groupby(["fraction", "method"], sort=False)["n_labels"].first()
+        table.insert(0, "labelled examples", labels)
+        return table.round(3)
+
+    def stats(self, fraction: float, method: str) -> tuple[float, float]:
+        """(mean, std) of test accuracy over seeds for one fraction and method."""
+        accs = [r["accuracy"] for r in self.records if r["fraction"] == fraction and r["method"] == method]
+        if not accs:
+            raise ValueError(f"no runs for fraction={fraction!r}, method={method!r}; fractions: {self.fractions}, "
+                             f"methods: {self.methods}")
+        return statistics.mean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)
+
+    def plot(self, ax: plt.Axes | None = None) -> Figure:
+        """Test accuracy against the fraction of training labels, mean ± std over seeds, one line per method."""
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
+        colors = {HARD: ROLE_COLORS["student (hard labels)"]}
+        others = [c for c in OKABE_ITO if c not in (colors[HARD], ROLE_COLORS["teacher"])]
+        for i, method in enumerate(self.methods):
+            stats = [self.stats(f, method) for f in self.fractions]
+            color = colors.get(method, ROLE_COLORS["student (distilled)"] if i == len(self.methods) - 1
+                               else others[(i + 1) % len(others)])
+            ax.errorbar([100 * f for f in self.fractions], [m for m, _ in stats], yerr=[s for _, s in stats],
+                        marker="o", capsize=4, lw=2, label=f"student, {method}", color=color)
+        ax.axhline(self.teacher_accuracy, color=ROLE_COLORS["teacher"], ls="--",
+                   label="teacher (all labels)")
+        ax.set_xscale("log")
+        ax.set_xticks([100 * f for f in self.fractions], [f"{100 * f:g}%" for f in self.fractions])
+        ax.set_xlabel("fraction of the training set used to train the student (log scale)")
+        ax.set_ylabel("test accuracy")
+        n_seeds = len({r["seed"] for r in self.records})
+        ax.set_title(f"Hard labels vs the teacher's soft targets (mean ± std over {n_seeds} seeds)")
+        ax.legend(loc="lower right", fontsize="small")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return fig
+
+    def describe(self, soft_method: str | None = None) -> str:
+        """Sentences, computed from the runs, saying where soft targets beat hard labels and where not.
+
+        A difference counts as real when it exceeds the larger of the two standard deviations.
+        """
+        soft_method = soft_method or self.methods[-1]
+        lines = []
+        for f in self.fractions:
+            (mh, sh), (ms, ss) = self.stats(f, HARD), self.stats(f, soft_method)
+            diff = ms - mh
+            if abs(diff) <= max(sh, ss):
+                verdict = "no clear difference (within one std)"
+            elif diff > 0:
+                verdict = f"soft targets better by {diff:.3f}"
+            else:
+                verdict = f"soft targets WORSE by {-diff:.3f}"
+            n = next(r["n_labels"] for r in self.records if r["fraction"] == f)
+            lines.append(f"- {100 * f:g}% of the data ({n} examples): hard {mh:.3f} ± {sh:.3f}, "
+                         f"{soft_method} {ms:.3f} ± {ss:.3f}: {verdict}.")
+        return "\n".join(lines)
+
+
+def label_fraction_experiment(
+    data: Dataset,
+    teacher: nn.Module,
+    fractions: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 1.0),
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    Ts: Sequence[float] = (1.0, 4.0),
+    student_widths: Sequence[int] = (32,),
+    steps: int = 200,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    progress: bool = False,
+) -> FractionResult:
+    """Train the same small student on a fraction of the training set: hard labels vs soft targets.
+
+    For each fraction and seed, a stratified subset of ``data``'s training set is drawn
+    (:meth:`Dataset.subsample`; at least one example per class). On that subset the same student
+    (an MLP of ``student_widths``, seeded) is trained once on the hard labels and once per
+    temperature in ``Ts`` on the teacher's soft targets alone (``alpha = 1``, no labels used).
+    Every run takes the same number of optimiser ``steps``, whatever the subset's size. The teacher
+    is trained beforehand on the full training set (Hinton et al.'s setting: its soft targets are
+    available on the few examples the student sees).
+
+    Parameters
+    ----------
+    data : Dataset
+        Training set (subsampled) and test set (every run is measured on it).
+    teacher : nn.Module
+        A trained teacher.
+    fractions : sequence of float
+        Fractions of the training set in (0, 1].
+    seeds : sequence of int
+        One run per seed: the subset, the student's initial weights and the data order.
+    Ts : sequence of float
+        Temperatures of the soft-target runs (one method each).
+    student_widths : sequence of int
+        Hidden widths of the MLP student (``()`` for a linear student).
+    steps, batch_size, lr
+        Training length and Adam's settings, the same for every run.
+
+    Returns
+    -------
+    FractionResult
+        ``.summary()`` (a table), ``.plot()``, ``.describe()`` (sentences computed from the runs).
+    """
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    if len(fractions) == 0:
+        raise ValueError("fractions must hold at least one fraction in (0, 1], got an empty sequence")
+    fractions = [check_fraction(f, "each fraction") for f in fractions]
+    if len(seeds) == 0:
+        raise ValueError("seeds must hold at least one seed, got an empty sequence")
+    Ts = [check_temperature(T, "each T") for T in Ts]
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    methods = [HARD] + [f"soft targets T={T:g}" for T in Ts]
+    teacher_accuracy = accuracy(predict_logits(teacher, data.x_test), data.y_test)
+    records: list[dict] = []
+    start = time.perf_counter()
+    with one_thread():
+        for f in fractions:
+            for seed in seeds:
+                sub = data.subsample(f, seed=seed) if f < 1 else data
+                n = len(sub.y_train)
+                settings = dict(epochs=_epochs_for(n, batch_size, steps), batch_size=batch_size, lr=lr,
+                                seed=seed, progress=progress)
+                for method, T in zip(methods, [None, *Ts]):
+                    student = make_model("mlp" if student_widths else "linear", data.input_shape, data.n_classes,
+                                         widths=tuple(student_widths) or None, seed=seed)
+                    if T is None:
+                        train(student, sub.x_train, sub.y_train, desc=f"{method}, {f:g}", **settings)
+                    else:  # soft targets only: the labels are not used
+                        train(student, sub.x_train, None, teacher=teacher, T=T, alpha=1.0,
+                              desc=f"{method}, {f:g}", **settings)
+                    acc = accuracy(predict_logits(student, data.x_test), data.y_test)
+                    records.append({"fraction": f, "n_labels": n, "method": method, "seed": seed, "accuracy": acc})
+    return FractionResult(records, teacher_accuracy, fractions, methods, time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- the omitted class
+
+
+def bias_shift_for_frequency(logits: torch.Tensor, cls: int, frequency: float) -> float:
+    """The shift of class ``cls``'s logit that makes it the arg-max on a ``frequency`` of the rows.
+
+    Adding ``b`` to one class's logit (equivalently, to its output unit's bias) makes that class
+    win on every row where ``b`` exceeds the gap between the best other logit and its own. Sorting
+    those gaps gives the shift exactly: the midpoint between the k-th and (k+1)-th smallest gap,
+    with ``k = round(frequency * n)``.
+    """
+    check_logits(logits, "logits", ndim=2)
+    cls = _check_class(cls, "cls", logits.shape[1])
+    frequency = check_fraction(frequency, "frequency", closed_low=True)
+    others = logits.clone()
+    others[:, cls] = -math.inf
+    gaps = (others.max(1).values - logits[:, cls]).sort().values
+    k = int(round(frequency * len(gaps)))
+    if k == 0:
+        return float(min(gaps[0].item() - 1.0, 0.0))
+    if k == len(gaps):
+        return float(gaps[-1].item() + 1.0)
+    return float((gaps[k - 1] + gaps[k]).item() / 2)
+
+
+def _shifted(logits: torch.Tensor, cls: int, shift: float) -> torch.Tensor:
+    out = logits.clone()
+    out[:, cls] += shift
+    return out
+
+
+def choose_bias_shift(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, cls: int, method: str = "frequency"
+) -> float:
+    """Choose the shift of class ``cls``'s logit on unlabelled held-out inputs, without test labels.
+
+    Parameters
+    ----------
+    student_logits, teacher_logits : torch.Tensor
+        Both models' logits on the same unlabelled held-out inputs (from the data the transfer set
+        was drawn from, before the class was removed). No labels are used.
+    cls : int
+        The omitted class.
+    method : {"frequency", "agreement"}
+        ``"frequency"``: the student predicts ``cls`` as often as the teacher does.
+        ``"agreement"``: the shift (from a grid of 401 values in [-5, 35]) that maximises top-1
+        agreement with the teacher.
+    """
+    check_logits(student_logits, "student_logits", ndim=2)
+    check_logits(teacher_logits, "teacher_logits", ndim=2)
+    if method not in ("frequency", "agreement"):
+        raise ValueError(f"method must be one of 'frequency', 'agreement'; got {method!r}")
+    cls = _check_class(cls, "cls", student_logits.shape[1])
+    target = teacher_logits.argmax(1)
+    if method == "frequency":
+        return bias_shift_for_frequency(student_logits, cls, (target == cls).float().mean().item())
+    grid = torch.linspace(-5, 35, 401)
+    agree = torch.stack([(_shifted(student_logits, cls, b.item()).argmax(1) == target).float().mean() for b in grid])
+    return float(grid[int(agree.argmax())].item())
+
+
+@dataclass
+class OmittedClassResult:
+    """The runs of :func:`omitted_class_experiment`: one record per (student, seed)."""
+
+    records: list[dict]
+    omitted: int
+    teacher_accuracy: float
+    teacher_class_accuracy: float
+    n_test_class: int
+    shift_grid: list[float] = field(default_factory=list)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> "pandas.DataFrame":  # noqa: F821
+        """Mean ± std over seeds of the class's accuracy and overall accuracy, before and after the shift."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.records)
+        cols = ["shift", "class acc. before", "class acc. after", "overall before", "overall after"]
+        table = df.groupby("student", sort=False)[cols].agg(["mean", "std"])
+        return table.round(3)
+
+    def stats(self, student: str, column: str) -> tuple[float, float]:
+        vals = [r[column] for r in self.records if r["student"] == student]
+        if not vals:
+            raise ValueError(f"no runs for student={student!r}")
+        return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+    def plot(self, ax: plt.Axes | None = None) -> Figure:
+        """Test accuracy on the omitted class and on the other classes against the bias shift (seed-averaged)."""
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
+        colors = {"distilled": ROLE_COLORS["student (distilled)"], HARD: ROLE_COLORS["student (hard labels)"]}
+        for name, curve in self.curves.items():
+            c = colors.get(name, OKABE_ITO[4])
+            ax.plot(self.shift_grid, curve["class"], color=c, lw=2, label=f"{name}: the {self.omitted}s")
+            ax.plot(self.shift_grid, curve["others"], color=c, lw=2, ls=":", label=f"{name}: the other digits")
+            shift, _ = self.stats(name, "shift")
+            ax.axvline(shift, color=c, lw=1, ls="--", label=f"{name}: chosen shift (mean {shift:.2f})")
+        ax.set_xlabel(f"shift added to the logit of class {self.omitted}")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"Omitted class {self.omitted}: raising its bias (test set, mean over seeds)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="x-small", loc="center right")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return fig
+
+
+def hold_out_inputs(data: Dataset, fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, torch.Tensor]:
+    """Split a ``fraction`` of the training inputs off as unlabelled held-out data.
+
+    Returns ``(data with the smaller training set and the same test set, held-out inputs)``. The
+    held-out inputs are kept for decisions that must not look at the test set (here: the bias shift
+    of the omitted-class experiment); their labels are dropped.
+    """
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
+    val = data.validation_split(fraction, seed=seed)
+    import dataclasses
+
+    return dataclasses.replace(data, x_train=val.x_train, y_train=val.y_train), val.x_test
+
+
+def omitted_class_experiment(
+    data: Dataset,
+    teacher: nn.Module,
+    held_out: torch.Tensor,
+    omit: int = 3,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    T: float = 4.0,
+    student_widths: Sequence[int] = (32,),
+    steps: int = 300,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    method: str = "frequency",
+    shift_grid: Sequence[float] | None = None,
+    progress: bool = False,
+) -> OmittedClassResult:
+    """Hinton et al.'s omitted-class experiment (2015, §3) on a kdlab data set.
+
+    The transfer set is ``data``'s training set with every example of class ``omit`` removed. On it
+    a student is distilled from ``teacher`` (soft targets at ``T``, ``alpha = 1``: no labels), and,
+    for comparison, the same student is trained on the transfer set's hard labels. Each student is
+    tested on ``data``'s test set before and after its class-``omit`` logit is raised by a shift
+    that :func:`choose_bias_shift` picks on the unlabelled ``held_out`` inputs (drawn from the same
+    distribution as the transfer set before the class was removed; see :func:`hold_out_inputs`).
+    The test labels are never used to choose anything.
+
+    Parameters
+    ----------
+    data : Dataset
+        Training set: the transfer set before removing ``omit``. Test set: where the students are
+        measured.
+    teacher : nn.Module
+        A teacher trained on all classes.
+    held_out : torch.Tensor
+        Unlabelled inputs ``(n, n_features)``, neither in the transfer set nor in the test set.
+    omit : int
+        The class removed from the transfer set.
+    seeds, T, student_widths, steps, batch_size, lr
+        As in :func:`label_fraction_experiment`.
+    method : {"frequency", "agreement"}
+        How the shift is chosen (see :func:`choose_bias_shift`).
+    shift_grid : sequence of float, optional
+        Shifts at which the test-set curves of :meth:`OmittedClassResult.plot` are drawn
+        (default: 0 to 20 in steps of 0.25).
+
+    Returns
+    -------
+    OmittedClassResult
+        Per seed and student: the chosen shift, accuracy on class ``omit`` and overall accuracy on
+        the test set before and after the shift; ``.summary()``, ``.stats()``, ``.plot()``.
+    """
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    if not isinstance(held_out, torch.Tensor) or not held_out.is_floating_point() or held_out.ndim != 2:
+        raise TypeError("held_out must be a floating-point tensor of inputs (n, n_features), got "
+                        f"{type(held_out).__name__}{tuple(held_out.shape) if isinstance(held_out, torch.Tensor) else ''}")
+    if held_out.shape[1] != data.n_features:
+        raise ValueError(f"held_out must have {data.n_features} features like data, got {held_out.shape[1]}")
+    omit = _check_class(omit, "omit", data.n_classes)
+    if len(seeds) == 0:
+        raise ValueError("seeds must hold at least one seed, got an empty sequence")
+    T = check_temperature(T)
+    steps = check_positive_int(steps, "steps")
+    if method not in ("frequency", "agreement"):
+        raise ValueError(f"method must be one of 'frequency', 'agreement'; got {method!r}")
+    grid = [float(b) for b in (shift_grid if shift_grid is not None else np.arange(0, 20.001, 0.25))]
+
+    keep = data.y_train != omit
+    x_tr, y_tr = data.x_train[keep], data.y_train[keep]
+    in_class = data.y_test == omit
+    t_test = predict_logits(teacher, data.x_test)
+    t_held = predict_logits(teacher, held_out)
+
+    def scores(logits: torch.Tensor) -> tuple[float, float, float]:
+        right = logits.argmax(1) == data.y_test
+        return right[in_class].float().mean().item(), right.float().mean().item(), right[~in_class].float().mean().item()
+
+    records: list[dict] = []
+    curves: dict[str, dict[str, list[float]]] = {}
+    start = time.perf_counter()
+    settings = dict(epochs=_epochs_for(len(x_tr), batch_size, steps), batch_size=batch_size, lr=lr, progress=progress)
+    with one_thread():
+        for seed in seeds:
+            for name in ("distilled", HARD):
+                student = make_model("mlp" if student_widths else "linear", data.input_shape, data.n_classes,
+                                     widths=tuple(student_widths) or None, seed=seed)
+                if name == HARD:
+                    train(student, x_tr, y_tr, seed=seed, desc=f"{name}, seed {seed}", **settings)
+                else:
+                    train(student, x_tr, None, teacher=teacher, T=T, alpha=1.0, seed=seed,
+                          desc=f"{name}, seed {seed}", **settings)
+                s_test = predict_logits(student, data.x_test)
+                shift = choose_bias_shift(predict_logits(student, held_out), t_held, omit, method)
+                before, after = scores(s_test), scores(_shifted(s_test, omit, shift))
+                records.append({"student": name, "seed": seed, "shift": shift,
+                                "class acc. before": before[0], "class acc. after": after[0],
+                                "overall before": before[1], "overall after": after[1],
+                                "others before": before[2], "others after": after[2]})
+                curve = curves.setdefault(name, {"class": [0.0] * len(grid), "others": [0.0] * len(grid)})
+                for i, b in enumerate(grid):
+                    c, _, o = scores(_shifted(s_test, omit, b))
+                    curve["class"][i] += c / len(seeds)
+                    curve["others"][i] += o / len(seeds)
+    t_right = t_test.argmax(1) == data.y_test
+    return OmittedClassResult(records, omit, t_right.float().mean().item(), t_right[in_class].float().mean().item(),
+                              int(in_class.sum()), grid, curves, time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- the widget
+
+
+class SoftTargetExplorer:
+    """Pick a test example (or draw a digit) and a temperature; see teacher and students side by side.
+
+    The figure (a Plotly ``FigureWidget``) shows the input image and grouped bars: the teacher's and
+    each student's distribution at temperature ``T``. Every control calls :meth:`redraw`, a plain
+    method: tests set ``explorer.temperature.value`` (or call :meth:`redraw`) and read
+    ``explorer.figure.data``. Logits of the test examples are computed once, so a redraw is a
+    softmax and a figure update; a drawing costs one forward pass per model.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        The trained teacher.
+    students : nn.Module or mapping of name to nn.Module
+        One student, or several named ones (e.g. ``{"student (distilled)": s1,
+        "student (hard labels)": s2}``).
+    x, y : torch.Tensor
+        The examples to choose from (e.g. the test set) and their labels.
+    class_names : sequence of str
+        One name per class.
+    input_shape : (height, width)
+        The image shape, for display and for the drawing grid.
+    T : float
+        The initial temperature.
+    index : int
+        The initial example.
+    """
+
+    T_MIN, T_MAX = 0.5, 20.0
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        students: nn.Module | Mapping[str, nn.Module],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        class_names: Sequence[str],
+        *,
+        input_shape: Sequence[int] = (8, 8),
+        T: float = 1.0,
+        index: int = 0,
+    ) -> None:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        if not isinstance(teacher, nn.Module):
+            raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+        if isinstance(students, nn.Module):
+            students = {"student": students}
+        if not isinstance(students, Mapping) or not students or not all(
+                isinstance(m, nn.Module) for m in students.values()):
+            raise TypeError("students must be an nn.Module or a non-empty mapping of names to nn.Modules, "
+                            f"got {type(students).__name__}")
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2 or len(x) == 0:
+            raise TypeError(f"x must be a non-empty floating-point tensor (n, n_features), got {type(x).__name__}")
+        self.input_shape = tuple(input_shape)
+        if math.prod(self.input_shape) != x.shape[1]:
+            raise ValueError(f"input_shape {self.input_shape} does not match the {x.shape[1]} features of x")
+        T = check_temperature(T)
+        if not self.T_MIN <= T <= self.T_MAX:
+            raise ValueError(f"T must be in [{self.T_MIN}, {self.T_MAX}], got {T}")
+        index = check_positive_int(index, "index", minimum=0)
+        if index >= len(x):
+            raise ValueError(f"index must be in [0, {len(x) - 1}], got {index}")
+
+        self.models = {"teacher": teacher, **students}
+        self.x = x
+        self.class_names = list(class_names)
+        self.logits = {name: predict_logits(m, x) for name, m in self.models.items()}
+        n_classes = self.logits["teacher"].shape[1]
+        if len(self.class_names) != n_classes:
+            raise ValueError(f"class_names must name the {n_classes} classes, got {len(self.class_names)}")
+        self.y = check_targets(y, len(x), n_classes, name="y")
+        self._suspend = False
+
+        self.example = W.IntSlider(value=index, min=0, max=len(x) - 1, description="example",
+                                   continuous_update=True)
+        self.temperature = W.FloatLogSlider(value=T, base=10, min=math.log10(self.T_MIN),
+                                            max=math.log10(self.T_MAX), step=0.01, description="T",
+                                            readout_format=".2f", continuous_update=True)
+        self.source = W.ToggleButtons(options=["test example", "my drawing"], value="test example",
+                                      description="input")
+        self.pixels = [W.ToggleButton(value=False, layout=W.Layout(width="26px", height="26px"))
+                       for _ in range(x.shape[1])]
+        self.copy_button = W.Button(description="copy example to grid")
+        self.clear_button = W.Button(description="clear grid")
+
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.28, 0.72], horizontal_spacing=0.08,
+                            subplot_titles=("input", "distribution at T"))
+        fig.add_trace(go.Heatmap(z=np.zeros(self.input_shape), colorscale="Greys", zmin=0, zmax=1,
+                                 showscale=False, name="input"), row=1, col=1)
+        for i, name in enumerate(self.models):
+            color = ROLE_COLORS.get(name, OKABE_ITO[(i + 4) % len(OKABE_ITO)])
+            fig.add_trace(go.Bar(x=self.class_names, y=[0.0] * n_classes, name=name, marker_color=color),
+                          row=1, col=2)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=1)
+        fig.update_xaxes(showticklabels=False, row=1, col=1)
+        fig.update_xaxes(title_text="class", type="category", row=1, col=2)
+        fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=2)
+        fig.update_layout(barmode="group", height=340, width=760, margin=dict(l=40, r=10, t=60, b=40),
+                          legend=dict(orientation="h", y=-0.2), title="")
+        self.figure = go.FigureWidget(fig)
+
+        self.example.observe(self._on_example, names="value")
+        self.temperature.observe(self.redraw, names="value")
+        self.source.observe(self.redraw, names="value")
+        for p in self.pixels:
+            p.observe(self._on_pixel, names="value")
+        self.copy_button.on_click(lambda _: self.copy_example_to_grid())
+        self.clear_button.on_click(lambda _: self.set_drawing(np.zeros(x.shape[1])))
+        self.redraw()
+
+    # the state -------------------------------------------------------------------------------
+    def drawing(self) -> torch.Tensor:
+        """The 0/1 image on the drawing grid, flattened, as a float tensor."""
+        return torch.tensor([float(p.value) for p in self.pixels])
+
+    def set_drawing(self, image: Sequence[float] | np.ndarray | torch.Tensor) -> None:
+        """Set the grid from an image (pixels above 0.5 are on) and show it, with one redraw."""
+        values = np.asarray(image, dtype=float).ravel()
+        if values.size != len(self.pixels):
+            raise ValueError(f"image must have {len(self.pixels)} pixels, got {values.size}")
+        self._suspend = True
+        try:
+            for p, v in zip(self.pixels, values):
+                p.value = bool(v > 0.5)
+            self.source.value = "my drawing"
+        finally:
+            self._suspend = False
+        self.redraw()
+
+    def copy_example_to_grid(self) -> None:
+        """Start a drawing from the current test example (thresholded at 0.5)."""
+        self.set_drawing(self.x[self.example.value].numpy())
+
+    def current_input(self) -> torch.Tensor:
+        """The image shown: the chosen test example or the drawing, flattened."""
+        if self.source.value == "my drawing":
+            return self.drawing()
+        return self.x[self.example.value]
+
+    def probabilities(self) -> dict[str, torch.Tensor]:
+        """Each model's distribution at the current temperature for the current input."""
+        T = float(self.temperature.value)
+        if self.source.value == "my drawing":
+            img = self.drawing()[None]
+            return {name: soft_targets(predict_logits(m, img)[0], T) for name, m in self.models.items()}
+        i = self.example.value
+        return {name: soft_targets(z[i], T) for name, z in self.logits.items()}
+
+    # the callbacks ---------------------------------------------------------------------------
+    def _on_example(self, change: object = None) -> None:
+        self._suspend = True
+        self.source.value = "test example"
+        self._suspend = False
+        self.redraw()
+
+    def _on_pixel(self, change: object = None) -> None:
+        if self._suspend:
+            return
+        self._suspend = True
+        self.source.value = "my drawing"
+        self._suspend = False
+        self.redraw()
+
+    def redraw(self, change: object = None) -> None:
+        """Recompute the distributions and update the figure (the callback of every control)."""
+        if self._suspend:
+            return
+        probs = self.probabilities()
+        img = self.current_input().reshape(self.input_shape).numpy()
+        T = float(self.temperature.value)
+        p_t = probs["teacher"]
+        entropy = float(-(p_t * p_t.clamp_min(1e-30).log()).sum())
+        if self.source.value == "my drawing":
+            what = "your drawing"
+        else:
+            what = f"test example {self.example.value} (label {self.class_names[int(self.y[self.example.value])]})"
+        with self.figure.batch_update():
+            self.figure.data[0].z = img
+            for trace, p in zip(self.figure.data[1:], probs.values()):
+                trace.y = p.numpy().round(5)
+            self.figure.layout.title.text = (f"{what}, T = {T:.2f}: teacher's entropy {entropy:.2f} nats "
+                                             f"(max {math.log(len(p_t)):.2f})")
+
+    def redraw_latency_ms(self, repeats: int = 25) -> float:
+        """Median wall-clock time of :meth:`redraw` over ``repeats`` calls, in milliseconds."""
+        repeats = check_positive_int(repeats, "repeats")
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.redraw()
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times)
+
+    def widget(self):
+        """The controls and the figure, laid out: what a notebook displays."""
+        import ipywidgets as W
+
+        h, w = self.input_shape
+        grid = W.GridBox(self.pixels, layout=W.Layout(grid_template_columns=f"repeat({w}, 28px)"))
+        drawing = W.VBox([W.HTML("<b>draw</b> (click pixels)"), grid, W.HBox([self.copy_button, self.clear_button])])
+        controls = W.VBox([self.example, self.temperature, self.source])
+        return W.VBox([controls, W.HBox([self.figure, drawing])])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget())
