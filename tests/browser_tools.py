@@ -1,0 +1,375 @@
+"""Drive JupyterLab (and Voila) in headless Chromium for the browser tests.
+
+A learner meets the suite in a browser, not through papermill. These helpers start a Jupyter
+server on 127.0.0.1 (random free port, a token, settings and workspaces in a temporary folder, no
+news or update checks), open a page in Debian's Chromium through Playwright, and read what the page
+shows: cell errors, widgets that did not render, the SVG of a plot.
+
+Nothing here downloads anything: Playwright drives ``/usr/bin/chromium`` (``playwright install``
+is never needed), and the server is told not to fetch news or check for updates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]
+INSTALL_HINT = (
+    "Chromium not found: the browser tests drive Debian's Chromium through Playwright. "
+    "Install it with `sudo apt-get install -y chromium` (or set KDLAB_CHROMIUM=/path/to/chromium); "
+    "`.ci/run` installs it when CI=true."
+)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# Texts JupyterLab / ipywidgets show instead of a widget when its model or front-end code is missing.
+WIDGET_FAILURE_TEXTS = ("Loading widget...", "model not found", "Error displaying widget",
+                        "Could not render", "Failed to load model class", "No renderer could be found")
+
+
+def chromium_path() -> str | None:
+    """Path of a Chromium executable, or None. ``KDLAB_CHROMIUM`` overrides the search."""
+    env = os.environ.get("KDLAB_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).exists():
+            return candidate
+    return shutil.which("chromium")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------
+# A Jupyter server (JupyterLab or Voila) we start, and stop whatever happens
+# --------------------------------------------------------------------------------------------
+
+def _isolated_env(tmp: Path) -> dict[str, str]:
+    """Environment with Jupyter's per-user folders in ``tmp``: no state leaks in or out."""
+    env = dict(os.environ)
+    for name in ("config", "data", "runtime", "settings", "workspaces"):
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),  # kernelspecs and lab extensions still come from sys.prefix
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
+        JUPYTER_PLATFORM_DIRS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("JUPYTER_TOKEN", None)
+    return env
+
+
+def _write_lab_settings(settings: Path) -> None:
+    """User settings for the test: no news/update pop-ups, no autosave into the copied notebooks."""
+    files = {
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+            {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": False},
+        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    }
+    for rel, value in files.items():
+        path = settings / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+
+class JupyterServer:
+    """A JupyterLab or Voila server on 127.0.0.1 with a token, started by :meth:`start`.
+
+    ``stop`` shuts down every kernel through the REST API (JupyterLab), asks the server to exit,
+    then terminates the one process it started (by PID) if it is still there.
+    """
+
+    def __init__(self, root_dir: Path, tmp: Path, *, app: str = "lab", notebook: str | None = None):
+        self.root_dir, self.tmp, self.app, self.notebook = Path(root_dir), Path(tmp), app, notebook
+        self.port = free_port()
+        self.token = uuid.uuid4().hex
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.tmp / f"{app}-server.log"
+        self.env = _isolated_env(self.tmp / "jupyter")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def _root_flag() -> list[str]:
+        # CI containers often run as root; Jupyter refuses to start as root without this flag.
+        return ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+
+    def command(self) -> list[str]:
+        if self.app == "lab":
+            return [
+                sys.executable, "-m", "jupyter", "lab", "--no-browser",
+                "--ip=127.0.0.1", f"--port={self.port}", "--port-retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root_dir}",
+                "--ServerApp.open_browser=False",
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                f"--LabApp.user_settings_dir={self.tmp / 'jupyter' / 'settings'}",
+                f"--LabApp.workspaces_dir={self.tmp / 'jupyter' / 'workspaces'}",
+                "--LabApp.expose_app_in_browser=True",
+                "--ServerApp.disable_check_xsrf=False",
+                "--LabApp.extension_manager=readonly",  # the "pypi" manager would query PyPI
+                "--MappingKernelManager.cull_idle_timeout=0",
+            ] + self._root_flag()
+        if self.app == "voila":
+            return [
+                sys.executable, "-m", "voila", str(self.notebook), "--no-browser",
+                "--Voila.ip=127.0.0.1", f"--port={self.port}",
+                f"--Voila.root_dir={self.root_dir}",
+                f"--token={self.token}",
+            ] + self._root_flag()
+        raise ValueError(f"app must be 'lab' or 'voila', got {self.app!r}")
+
+    def start(self, timeout: float = 90) -> "JupyterServer":
+        _write_lab_settings(self.tmp / "jupyter" / "settings")
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=self.root_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        probe = "/api/status" if self.app == "lab" else "/"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.app} exited with code {self.proc.returncode}:\n{self.log()}")
+            try:
+                self.request("GET", probe, timeout=2)
+                return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                time.sleep(0.3)
+        raise TimeoutError(f"{self.app} did not answer within {timeout} s:\n{self.log()}")
+
+    def log(self, tail: int = 4000) -> str:
+        try:
+            return self.log_path.read_text()[-tail:]
+        except OSError:
+            return ""
+
+    def request(self, method: str, path: str, *, timeout: float = 10):
+        req = urllib.request.Request(
+            self.base_url + path, method=method, headers={"Authorization": f"token {self.token}"},
+            data=b"" if method in ("POST", "DELETE") else None,
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+        return json.loads(body) if body and resp.headers.get_content_type() == "application/json" else body
+
+    def url(self, path: str = "") -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base_url}{path}{sep}token={self.token}"
+
+    def kernels(self) -> list[dict]:
+        return self.request("GET", "/api/kernels") if self.app == "lab" else []
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every running kernel through the REST API (JupyterLab only)."""
+        if self.app != "lab" or self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            for kernel in self.kernels():
+                self.request("DELETE", f"/api/kernels/{kernel['id']}", timeout=20)
+        except (urllib.error.URLError, OSError):
+            pass
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.shutdown_kernels()
+            if self.app == "lab" and self.proc.poll() is None:
+                try:
+                    self.request("POST", "/api/shutdown", timeout=10)
+                    self.proc.wait(timeout=15)
+                except (urllib.error.URLError, OSError, subprocess.TimeoutExpired):
+                    pass
+        finally:
+            if self.proc.poll() is None:
+                # Only the process we started (it leads its own session: its kernels go with it).
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=10)
+
+
+@contextmanager
+def jupyter_server(root_dir: Path, tmp: Path, **kwargs):
+    server = JupyterServer(root_dir, tmp, **kwargs)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def chromium_browser(executable: str):
+    """A headless Chromium from Playwright's sync API, closed at the end."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --------------------------------------------------------------------------------------------
+# What the page shows
+# --------------------------------------------------------------------------------------------
+
+def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 60_000) -> None:
+    """Open ``name`` (relative to the server's root) in JupyterLab and wait for its kernel."""
+    page.goto(server.url(f"/lab/tree/{name}"), wait_until="domcontentloaded", timeout=timeout_ms)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+            const app = window.jupyterapp; const w = app && app.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells, through the menu bar as a learner would."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+
+def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
+    """Wait until every code cell has run ([n]: prompts, none [*]) and the kernel is idle."""
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+            if (!kernel || kernel.status !== 'idle') return false;
+            const cells = w.content.widgets.filter(c => c.model.type === 'code');
+            return cells.every(c => c.model.executionCount !== null && !c.promptNode.textContent.includes('*'));
+        }""",
+        timeout=timeout_ms,
+        polling=250,
+    )
+
+
+def cell_errors(page) -> list[str]:
+    """Error outputs shown in the notebook (tracebacks and error-typed outputs), as text."""
+    return page.evaluate(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const errs = [];
+            w.content.widgets.forEach((cell, i) => {
+                if (cell.model.type !== 'code') return;
+                const outs = cell.model.outputs;
+                for (let j = 0; j < outs.length; j++) {
+                    const o = outs.get(j).toJSON();
+                    if (o.output_type === 'error') errs.push(`cell ${i}: ${o.ename}: ${o.evalue}`);
+                }
+            });
+            document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').forEach(n => {
+                if (/Traceback|Error:/.test(n.textContent)) errs.push('stderr: ' + n.textContent.slice(0, 300));
+            });
+            return errs;
+        }"""
+    )
+
+
+def widget_outputs(page):
+    """Locator of every output area whose output is a widget view (found through the cell models).
+
+    JupyterLab does not mark widget outputs in the DOM, so each one is tagged
+    ``data-kdlab-widget="<cell>-<output>"`` first.
+    """
+    page.evaluate(
+        """(mime) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            w.content.widgets.forEach((cell, i) => {
+                if (cell.model.type !== 'code') return;
+                const outs = cell.model.outputs;
+                for (let j = 0; j < outs.length; j++) {
+                    const data = outs.get(j).toJSON().data || {};
+                    const child = cell.outputArea.widgets[j];
+                    if (mime in data && child) {
+                        const node = child.node.querySelector('.jp-OutputArea-output') || child.node;
+                        node.setAttribute('data-kdlab-widget', `${i}-${j}`);
+                    }
+                }
+            });
+        }""",
+        WIDGET_MIME,
+    )
+    return page.locator("[data-kdlab-widget]")
+
+
+def widget_problems(page) -> tuple[int, list[str]]:
+    """Scroll every widget output into view; return (number of widget outputs, problems found)."""
+    outputs = widget_outputs(page)
+    problems = []
+    n = outputs.count()
+    for i in range(n):
+        out = outputs.nth(i)
+        out.scroll_into_view_if_needed()
+        text = out.inner_text()
+        for bad in WIDGET_FAILURE_TEXTS:
+            if bad.lower() in text.lower():
+                problems.append(f"widget output {i}: shows {bad!r}: {text[:200]!r}")
+        if out.locator(".jupyter-widgets, .widget-container, .js-plotly-plot, .lm-Widget").count() == 0:
+            problems.append(f"widget output {i}: no widget view rendered: {text[:200]!r}")
+    return n, problems
+
+
+def plot_signature(page, scope=None) -> str:
+    """The SVG geometry of every plotly figure (paths, points, axis ticks) in ``scope`` (or the page).
+
+    Two signatures differ exactly when what the learner sees in the plots differs.
+    """
+    root = scope if scope is not None else page
+    return root.locator(".js-plotly-plot").evaluate_all(
+        """plots => plots.map(p => Array.from(p.querySelectorAll('path, .point, .xtick text, .ytick text, .gtitle, image'))
+             .map(n => n.getAttribute('d') || n.getAttribute('href') || n.getAttribute('transform') || n.textContent)
+             .join('|')).join('#')"""
+    )
+
+
+def mpl_signature(page, scope=None) -> str:
+    """The image data of every matplotlib output (widget-backed ``Output`` areas) in ``scope``."""
+    root = scope if scope is not None else page
+    return root.locator('.jp-OutputArea-output img').evaluate_all("imgs => imgs.map(i => i.src.length + ':' + i.src.slice(-200)).join('#')")
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
