@@ -580,3 +580,27 @@ def _check(fn: Callable) -> LossReport:
         problems.append(f"Your loss returns {_fmt(nonfinite[0].value)} on ordinary logits. Use `F.log_softmax` "
                         "rather than `softmax(...).log()`, and check which arguments must be log-probabilities.")
     return LossReport(not problems, problems, notes, passed)
+
+
+# --------------------------------------------------------------------------------------------
+# Reference solutions of the notebook's exercises (printed by kdlab.exercises.solution(name))
+# --------------------------------------------------------------------------------------------
+
+from .exercises import _solution  # noqa: E402  (registering needs the decorator only)
+
+
+@_solution
+def fixed_kldivloss_loss(student_logits, teacher_logits, targets, T, alpha):
+    kl = torch.nn.KLDivLoss(reduction="batchmean")  # not the default "mean"
+    soft = kl(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits.detach() / T, dim=-1))
+    hard = F.cross_entropy(student_logits, targets)  # raw logits, no softmax
+    return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
+    log_q = F.log_softmax(student_logits / T, dim=-1)             # student, log-probabilities
+    log_p = F.log_softmax(teacher_logits.detach() / T, dim=-1)    # teacher, no gradient
+    soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T**2 * soft + (1 - alpha) * hard

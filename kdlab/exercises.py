@@ -133,11 +133,12 @@ def check_freeze_head(fn: Callable[[torch.nn.Module], object]) -> Feedback:
         head_frozen = [p for p in model.head.parameters() if not p.requires_grad]
         body_trainable = [p for p in model.parameters() if id(p) not in head and p.requires_grad]
         n_head = sum(p.numel() for p in model.head.parameters())
-        if head_frozen and not body_trainable:
+        if not any(p.requires_grad for p in model.parameters()):
             return Feedback(False, f"on a kdlab {name} everything is frozen: nothing would learn",
                             "after freezing every parameter, unfreeze model.head's parameters")
         if head_frozen:
-            return Feedback(False, f"on a kdlab {name} the head is frozen", "the head is the part to train")
+            return Feedback(False, f"on a kdlab {name} (part of) the head is frozen",
+                            "the head, weight and bias, is the part to train")
         if body_trainable:
             return Feedback(False, f"on a kdlab {name}, {len(body_trainable)} parameter tensors outside the "
                             "head are still trainable", "freeze every parameter first, then unfreeze the head")

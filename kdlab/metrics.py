@@ -12,7 +12,7 @@ from torch import nn
 from ._checks import check_logits, check_same_shape, check_targets, check_temperature
 from .models import count_parameters, predict_logits
 
-__all__ = ["accuracy", "agreement", "mean_kl", "latency_ms", "evaluate", "count_parameters"]
+__all__ = ["accuracy", "agreement", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize"]
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -71,3 +71,36 @@ def evaluate(
         result["agreement"] = agreement(logits, t_logits)
         result["kl_to_teacher"] = mean_kl(logits, t_logits)
     return result
+
+
+def summarize(records: list[dict], by: str = "model", digits: int = 3) -> "pandas.DataFrame":
+    """Mean and standard deviation over seeds of per-run records, one row per ``by`` value.
+
+    Parameters
+    ----------
+    records : list of dict
+        One dict per run, e.g. ``{"model": "teacher", "seed": 0, "accuracy": 0.97, ...}``.
+    by : str
+        The key that names the group (the rows of the table), in order of first appearance.
+    digits : int
+        Rounding of the table (keeps the notebook's stored output stable and readable).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``<metric> mean`` and ``<metric> std`` for each numeric metric, plus ``runs``.
+        The standard deviation is the sample one (ddof=1); it is 0 for a single run.
+    """
+    import pandas as pd
+
+    if not records:
+        raise ValueError("records is empty: pass one dict per run")
+    frame = pd.DataFrame(records)
+    if by not in frame:
+        raise ValueError(f"by={by!r} is not a key of the records; keys: {', '.join(frame.columns)}")
+    metrics = [c for c in frame.columns if c not in (by, "seed") and pd.api.types.is_numeric_dtype(frame[c])]
+    grouped = frame.groupby(by, sort=False)[metrics]
+    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).fillna(0.0).add_suffix(" std"))
+    table = table[[f"{m} {s}" for m in metrics for s in ("mean", "std")]]
+    table["runs"] = grouped.size()
+    return table.round(digits)

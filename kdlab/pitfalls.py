@@ -27,7 +27,7 @@ from torch import nn
 from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
 from .data import Dataset
 from .losses import distillation_loss
-from .metrics import accuracy
+from .metrics import accuracy, mean_kl
 from .models import predict_logits
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "claim2_loss", "claim4_loss", "claim6_loss",
     "loss_and_gradient", "gradient_scale_vs_T", "train_with_loss", "TrainResult", "compare_losses",
     "teacher_dropout_noise", "saved_activation_bytes", "copy_teacher_weights", "caught_warnings",
+    "loss_table", "training_table", "plot_symptoms", "difference",
 ]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
@@ -207,7 +208,7 @@ def loss_and_gradient(loss_fn: LossFn, student_logits: torch.Tensor, teacher_log
         loss = loss_fn(s, t, targets, T, alpha)
     gs, gt = torch.autograd.grad(loss, [s, t], allow_unused=True) if loss.requires_grad else (None, None)
     return {
-        "loss": float(loss),
+        "loss": float(loss.detach()),
         "student_grad_norm": 0.0 if gs is None else float(gs.norm()),
         "teacher_grad_norm": 0.0 if gt is None else float(gt.norm()),
     }
@@ -233,6 +234,7 @@ class TrainResult:
     """What :func:`train_with_loss` measured."""
 
     accuracy: float                 # student's test accuracy after training
+    kl_to_teacher: float            # mean KL(teacher || student) at T on the test set
     losses: list[float]             # mean training loss per epoch (may be NaN for a buggy loss)
     teacher_accuracy_before: float
     teacher_accuracy_after: float
@@ -284,7 +286,7 @@ def train_with_loss(
     T, alpha = check_temperature(T), check_alpha(alpha)
     epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
     check_choice(teacher_mode, "teacher_mode", ["eval", "train"])
-    teacher = copy.deepcopy(teacher)
+    original_teacher, teacher = teacher, copy.deepcopy(teacher)
     before = [p.detach().clone() for p in teacher.parameters()]
     acc_before = accuracy(predict_logits(teacher, data.x_test), data.y_test)
     params = list(model.parameters()) + (list(teacher.parameters()) if teacher_in_optimizer else [])
@@ -292,6 +294,8 @@ def train_with_loss(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = data.x_train, data.y_train
+    # As kdlab.train does: a teacher in eval mode without gradients gives fixed targets, computed once.
+    cached = predict_logits(teacher, x) if (teacher_mode == "eval" and teacher_no_grad) else None
     losses = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nn.KLDivLoss()'s warning: shown once in the notebook instead
@@ -302,8 +306,11 @@ def train_with_loss(
             total = 0.0
             for i in range(0, len(x), batch_size):
                 idx = perm[i : i + batch_size]
-                with torch.set_grad_enabled(not teacher_no_grad):
-                    t_logits = teacher(x[idx])
+                if cached is not None:
+                    t_logits = cached[idx]
+                else:
+                    with torch.set_grad_enabled(not teacher_no_grad):
+                        t_logits = teacher(x[idx])
                 loss = loss_fn(model(x[idx]), t_logits, y[idx], T, alpha)
                 optimizer.zero_grad(set_to_none=True)
                 if loss.requires_grad:
@@ -314,8 +321,10 @@ def train_with_loss(
     model.eval()
     teacher.eval()
     change = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(teacher.parameters(), before)))
+    s_test = predict_logits(model, data.x_test)
     return TrainResult(
-        accuracy=accuracy(predict_logits(model, data.x_test), data.y_test),
+        accuracy=accuracy(s_test, data.y_test),
+        kl_to_teacher=mean_kl(s_test, predict_logits(original_teacher, data.x_test), T),
         losses=losses,
         teacher_accuracy_before=acc_before,
         teacher_accuracy_after=accuracy(predict_logits(teacher, data.x_test), data.y_test),
@@ -335,8 +344,10 @@ def compare_losses(
     """Student accuracy after the same training with each loss, over several seeds.
 
     ``make_student(seed)`` builds a fresh student; each loss trains the same initial students on
-    the same batches. Returns ``{name: {"mean", "std", "final_loss"}}`` (std over seeds, 0 for a
-    single seed; ``final_loss`` is the last epoch's mean training loss of the first seed).
+    the same batches. Returns ``{name: {"mean", "std", "kl_to_teacher", "kl_std", "final_loss"}}``:
+    test accuracy and mean KL(teacher ‖ student) at T, each averaged over seeds with its standard
+    deviation (0 for a single seed); ``final_loss`` is the last epoch's mean training loss of the
+    first seed (NaN for a loss that gives NaN).
     """
     if not seeds:
         raise ValueError("seeds must name at least one seed, got an empty sequence")
@@ -344,9 +355,12 @@ def compare_losses(
     for name, fn in losses.items():
         runs = [train_with_loss(make_student(seed), data, fn, teacher, seed=seed, **train_kwargs) for seed in seeds]
         accs = [r.accuracy for r in runs]
+        kls = [r.kl_to_teacher for r in runs]
         table[name] = {
             "mean": statistics.fmean(accs),
             "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "kl_to_teacher": statistics.fmean(kls),
+            "kl_std": statistics.stdev(kls) if len(kls) > 1 else 0.0,
             "final_loss": runs[0].losses[-1],
         }
     return table
@@ -409,3 +423,76 @@ def copy_teacher_weights(student: nn.Module, teacher: nn.Module) -> None:
     teacher, which is not distillation either.
     """
     student.load_state_dict(teacher.state_dict())
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and a figure for the notebook
+# --------------------------------------------------------------------------------------------
+
+def loss_table(losses: Mapping[str, LossFn], student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               targets: torch.Tensor, T: float = 4.0, alpha: float = 0.9, digits: int = 3):
+    """One row per loss: its value and gradient norms at one batch, rounded (a pandas DataFrame)."""
+    import pandas as pd
+
+    rows = {name: loss_and_gradient(fn, student_logits, teacher_logits, targets, T, alpha)
+            for name, fn in losses.items()}
+    return pd.DataFrame(rows).T.round(digits).rename_axis("loss")
+
+
+def training_table(results: Mapping[str, Mapping[str, float]], digits: int = 3):
+    """:func:`compare_losses`'s result as a DataFrame: accuracy and KL to the teacher, mean ± std."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        name: {
+            "accuracy": f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}",
+            "KL to teacher": f"{r['kl_to_teacher']:.{digits}f} ± {r['kl_std']:.{digits}f}",
+            "last training loss": f"{r['final_loss']:.{digits}f}",
+        }
+        for name, r in results.items()
+    }).T.rename_axis("loss")
+
+
+def plot_symptoms(results: Mapping[str, Mapping[str, float]], *, reference: str | None = None,
+                  title: str = "Student accuracy after the same training", ax=None):
+    """Horizontal bars of test accuracy (mean ± std over seeds), one per loss.
+
+    ``reference`` names the correct loss: its bar is green and a dashed line marks its mean.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plots import OKABE_ITO
+
+    names = list(results)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    means = [results[n]["mean"] for n in names]
+    stds = [results[n]["std"] for n in names]
+    colours = [OKABE_ITO[2] if n == reference else OKABE_ITO[3] for n in names]
+    ax.barh(names, means, xerr=stds, color=colours, capsize=3)
+    if reference is not None:
+        ax.axvline(results[reference]["mean"], color="k", ls="--", lw=1, label=f"{reference} (mean)")
+        ax.legend(loc="lower right", fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylabel("loss used for training")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def difference(result: Mapping[str, float], reference: Mapping[str, float], key: str = "mean") -> str:
+    """Describe ``result[key] - reference[key]`` against the seed-to-seed spread, in words.
+
+    ``key`` is ``"mean"`` (accuracy) or ``"kl_to_teacher"``; the spread is the larger of the two
+    standard deviations (``"std"`` or ``"kl_std"``). Differences within two spreads are called
+    "within the seed-to-seed spread": not evidence of an effect.
+    """
+    std_key = {"mean": "std", "kl_to_teacher": "kl_std"}.get(key)
+    if std_key is None:
+        raise ValueError(f"key must be 'mean' or 'kl_to_teacher', got {key!r}")
+    diff = result[key] - reference[key]
+    spread = max(result[std_key], reference[std_key])
+    if abs(diff) <= 2 * spread or abs(diff) < 0.005:
+        return f"{diff:+.3f}, within the seed-to-seed spread"
+    return f"{diff:+.3f}, {'higher' if diff > 0 else 'lower'} by more than twice the seed-to-seed spread"

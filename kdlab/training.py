@@ -2,7 +2,8 @@
 
 ``train(student, x, y)`` trains on hard labels. ``train(student, x, y, teacher=teacher, T=4,
 alpha=0.9)`` distils with :func:`kdlab.distillation_loss`; ``y=None`` with ``alpha=1`` distils on
-an unlabelled transfer set. The loop is seeded and deterministic, shows a ``tqdm`` progress bar,
+an unlabelled transfer set. The loop runs on one CPU thread (see :func:`kdlab.models.single_thread`),
+is seeded and deterministic, shows a ``tqdm`` progress bar,
 calls callbacks after every epoch (so that a plot can update while it trains), and on
 KeyboardInterrupt (the notebook's stop button) stops cleanly, keeping the weights learnt so far.
 """
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from ._checks import check_alpha, check_positive_int, check_targets, check_temperature
 from .losses import distillation_loss
 from .metrics import accuracy, agreement
-from .models import predict_logits
+from .models import predict_logits, single_thread
 
 __all__ = ["History", "TrainState", "train"]
 
@@ -149,57 +150,58 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
     start = time.perf_counter()
-    bar = tqdm(range(1, epochs + 1), desc=desc or ("distil" if teacher is not None else "train"),
-               disable=not progress, leave=False)
-    try:
-        for epoch in bar:
-            model.train()
-            perm = torch.randperm(len(x), generator=gen)
-            total, count = 0.0, 0
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                xb = x[idx]
-                yb = None if y is None else y[idx]
-                if augment is not None:
-                    xb = augment(xb, gen)
-                logits = model(xb)
-                if teacher is None:
-                    loss = F.cross_entropy(logits, yb)
-                else:
-                    if teacher_logits is not None:
-                        tb = teacher_logits[idx]
+    with single_thread():
+        bar = tqdm(range(1, epochs + 1), desc=desc or ("distil" if teacher is not None else "train"),
+                   disable=not progress, leave=False)
+        try:
+            for epoch in bar:
+                model.train()
+                perm = torch.randperm(len(x), generator=gen)
+                total, count = 0.0, 0
+                for i in range(0, len(x), batch_size):
+                    idx = perm[i : i + batch_size]
+                    xb = x[idx]
+                    yb = None if y is None else y[idx]
+                    if augment is not None:
+                        xb = augment(xb, gen)
+                    logits = model(xb)
+                    if teacher is None:
+                        loss = F.cross_entropy(logits, yb)
                     else:
-                        with torch.no_grad():
-                            tb = teacher(xb)
-                    loss = distillation_loss(logits, tb, yb, T=T, alpha=alpha)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-                count += len(idx)
-            history.epoch.append(epoch)
-            history.loss.append(total / count)
-            if eval_set is not None:
-                logits = predict_logits(model, eval_set[0])
-                history.eval_accuracy.append(accuracy(logits, eval_set[1]))
-                if eval_teacher is not None:
-                    history.eval_agreement.append(agreement(logits, eval_teacher))
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.eval_accuracy[-1]:.3f}")
-            else:
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
-            for callback in callbacks:
-                callback(TrainState(model, epoch, epochs, history))
-    except KeyboardInterrupt:
-        history.interrupted = True
-        warnings.warn(
-            f"training interrupted after {len(history.epoch)} of {epochs} epochs; "
-            "the model keeps the weights learnt so far",
-            stacklevel=2,
-        )
-    finally:
-        bar.close()
-        model.eval()
-        if teacher is not None:
-            teacher.train(teacher_was_training)
-        history.seconds = time.perf_counter() - start
+                        if teacher_logits is not None:
+                            tb = teacher_logits[idx]
+                        else:
+                            with torch.no_grad():
+                                tb = teacher(xb)
+                        loss = distillation_loss(logits, tb, yb, T=T, alpha=alpha)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(idx)
+                    count += len(idx)
+                history.epoch.append(epoch)
+                history.loss.append(total / count)
+                if eval_set is not None:
+                    logits = predict_logits(model, eval_set[0])
+                    history.eval_accuracy.append(accuracy(logits, eval_set[1]))
+                    if eval_teacher is not None:
+                        history.eval_agreement.append(agreement(logits, eval_teacher))
+                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.eval_accuracy[-1]:.3f}")
+                else:
+                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+                for callback in callbacks:
+                    callback(TrainState(model, epoch, epochs, history))
+        except KeyboardInterrupt:
+            history.interrupted = True
+            warnings.warn(
+                f"training interrupted after {len(history.epoch)} of {epochs} epochs; "
+                "the model keeps the weights learnt so far",
+                stacklevel=2,
+            )
+        finally:
+            bar.close()
+            model.eval()
+            if teacher is not None:
+                teacher.train(teacher_was_training)
+            history.seconds = time.perf_counter() - start
     return history

@@ -52,3 +52,14 @@ def test_predict_logits_restores_mode():
     out = kdlab.predict_logits(m, torch.ones(10, 4))
     assert m.training and not out.requires_grad
     assert torch.equal(out, kdlab.predict_logits(m, torch.ones(10, 4)))  # eval mode: no dropout
+
+
+def test_single_thread_restores_the_thread_count():
+    from kdlab.models import single_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with single_thread():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError
+    assert torch.get_num_threads() == before

@@ -1,0 +1,537 @@
+"""Measure kdlab on the machine it runs on: notebooks, widgets, sweeps, the KD effect, import time.
+
+    python -m kdlab.bench                    # full run: writes benchmarks/RESULTS.md and results.json
+    python -m kdlab.bench --quick --json out.json   # a CI-sized run (well under a minute or two)
+
+The full run executes every notebook in ``notebooks/`` in default mode in a fresh kernel (as
+papermill runs it) while polling the kernel's resident memory; times the temperature slider's
+callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a batched sweep of
+student runs against the same runs one after another (:mod:`kdlab.sweep`); trains the tuned KD
+recipes of :mod:`kdlab.recipes` over five seeds; and times ``import kdlab`` in a fresh
+interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
+``null`` with the reason under ``"missing"``, and RESULTS.md says so.
+
+``--quick`` runs the notebooks in FAST mode (only the first, by default), a shorter sweep and
+shortened recipes over two seeds: the keys and types are the same, the numbers are not the
+targets' numbers. It writes RESULTS.md only when ``--markdown`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+BENCH_DIR = ROOT / "benchmarks"
+
+# The targets of issue 7, on a 2-core machine.
+TARGETS = {
+    "notebook_seconds": 45.0,
+    "notebook_peak_mb": 1024.0,
+    "t_slider_ms": 50.0,
+    "playground_retrain_s": 3.0,
+    "sweep_runs": 40,
+    "sweep_batched_s": 20.0,
+    "sweep_speedup": 5.0,
+    "gap_closed": 0.25,
+    "gap_closed_aim": 0.5,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux/macOS
+        return []
+
+
+class _PeakRSS:
+    """Polls the summed resident memory of this process's descendants (the kernel) in a thread."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        total = 0
+        for child in self._me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "_PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --------------------------------------------------------------------------------------------
+# the measurements
+
+
+def measure_import(repeats: int = 3) -> float:
+    """Median wall-clock seconds of ``python -c "import kdlab"`` in a fresh interpreter."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import kdlab"], check=True, cwd=tempfile.gettempdir())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_notebooks(fast: bool = False, only: list[str] | None = None) -> tuple[dict, dict]:
+    """Run each notebook from a fresh kernel with papermill; wall time and the kernel's peak RSS.
+
+    Returns ``(results, missing)``: ``results[name] = {"seconds", "peak_mb", "mode", "ok"}``.
+    """
+    missing: dict[str, str] = {}
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only is not None:
+        paths = [p for p in paths if any(p.stem.startswith(o) or p.stem == o for o in only)]
+    if not paths:
+        missing["notebooks"] = f"no notebooks found in {NOTEBOOK_DIR.name}/ yet"
+        return {}, missing
+    try:
+        import papermill as pm
+        import psutil  # noqa: F401
+    except ImportError as err:  # pragma: no cover - the test extra installs both
+        missing["notebooks"] = f"needs papermill and psutil (pip install -e '.[test]'): {err}"
+        return {}, missing
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in paths:
+            _log(f"notebook {path.name} ({'FAST' if fast else 'default'} mode)")
+            params = {"FAST": True} if fast else {}
+            ok, error = True, None
+            with _PeakRSS() as mem:
+                start = time.perf_counter()
+                try:
+                    pm.execute_notebook(str(path), str(Path(tmp) / path.name), parameters=params,
+                                        cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False,
+                                        log_output=False)
+                except Exception as err:  # a failing notebook is a result, not a crash of the bench
+                    ok, error = False, f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+                seconds = time.perf_counter() - start
+            results[path.stem] = {"seconds": round(seconds, 2), "peak_mb": round(mem.peak / 2**20, 1),
+                                  "mode": "fast" if fast else "default", "ok": ok}
+            if error:
+                results[path.stem]["error"] = error
+            _log(f"  {seconds:.1f} s, {mem.peak / 2**20:.0f} MB{'' if ok else ', FAILED: ' + error}")
+    return results, missing
+
+
+def _median_ms(fn: Callable[[int], object], n: int) -> float:
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def measure_widgets(moves: int = 24) -> tuple[dict, dict]:
+    """The T slider's callback time (median over ``moves``) and one playground retrain.
+
+    Uses :mod:`kdlab.widgets` when it exists; see :func:`_slider_and_playground` for the hooks.
+    """
+    result: dict[str, float | None] = {"t_slider_ms": None, "playground_retrain_s": None}
+    missing: dict[str, str] = {}
+    try:
+        from kdlab import widgets  # noqa: F401
+    except ImportError as err:
+        reason = f"kdlab.widgets does not exist yet ({err})"
+        return result, {"t_slider_ms": reason, "playground_retrain_s": reason}
+    hooks = _slider_and_playground()
+    slider, retrain = hooks.get("slider"), hooks.get("retrain")
+    if isinstance(slider, str):
+        missing["t_slider_ms"] = slider
+    else:
+        _log(f"T slider: {moves} moves")
+        values = [1.0 + (i * 7) % 19 for i in range(moves + 1)]  # distinct, jumping values in [1, 19]
+        slider(values[-1])  # warm-up (first draw)
+        result["t_slider_ms"] = round(_median_ms(lambda i: slider(values[i]), moves), 2)
+    if isinstance(retrain, str):
+        missing["playground_retrain_s"] = retrain
+    else:
+        _log("playground retrain")
+        retrain()  # warm-up
+        runs = [_median_ms(lambda i: retrain(), 1) / 1000 for _ in range(3)]
+        result["playground_retrain_s"] = round(statistics.median(runs), 3)
+    return result, missing
+
+
+def _slider_and_playground() -> dict[str, object]:
+    """Find the T slider's callback and the playground's retrain in :mod:`kdlab.widgets`.
+
+    Returns callables ``slider(T)`` (moves the slider: the callback redraws the figure) and
+    ``retrain()``, or a string saying why one cannot be measured.
+    """
+    from kdlab import widgets
+
+    hooks: dict[str, object] = {}
+    # The temperature explorer: a widget object with a T slider whose observer redraws.
+    factory = None
+    for name in ("TemperatureExplorer", "temperature_explorer", "TemperatureWidget", "t_slider"):
+        factory = getattr(widgets, name, None)
+        if factory is not None:
+            break
+    if factory is None:
+        hooks["slider"] = "kdlab.widgets has no temperature explorer (looked for TemperatureExplorer)"
+    else:
+        try:
+            view = factory()
+            setter = _find_setter(view)
+            hooks["slider"] = setter if setter is not None else (
+                f"{factory.__name__}() has neither a T slider nor a set_temperature/update method")
+        except Exception as err:  # a broken widget is reported, not fatal
+            hooks["slider"] = f"{factory.__name__}() failed: {type(err).__name__}: {err}"
+    factory = None
+    for name in ("Playground", "playground", "DistillationPlayground", "KDPlayground"):
+        factory = getattr(widgets, name, None)
+        if factory is not None:
+            break
+    if factory is None:
+        hooks["retrain"] = "kdlab.widgets has no 2-D playground (looked for Playground)"
+    else:
+        try:
+            view = factory()
+            method = next((getattr(view, m) for m in ("retrain", "train", "run", "on_train")
+                           if callable(getattr(view, m, None))), None)
+            hooks["retrain"] = method if method is not None else f"{factory.__name__}() has no retrain() method"
+        except Exception as err:
+            hooks["retrain"] = f"{factory.__name__}() failed: {type(err).__name__}: {err}"
+    return hooks
+
+
+def _find_setter(view: object) -> Callable[[float], object] | None:
+    for attr in ("t_slider", "slider_T", "T_slider", "temperature", "slider"):
+        slider = getattr(view, attr, None)
+        if slider is not None and hasattr(slider, "value") and hasattr(slider, "observe"):
+            def move(T: float, slider=slider) -> None:
+                slider.value = min(max(T, slider.min), slider.max)
+            return move
+    for attr in ("set_temperature", "update", "redraw", "on_T"):
+        method = getattr(view, attr, None)
+        if callable(method):
+            return method
+    return None
+
+
+def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict, dict]:
+    """A batched sweep of student runs (T x alpha x seeds on MNIST-1D) against sequential runs.
+
+    The batched sweep is :func:`kdlab.sweep.train_batched` over 4 temperatures x 3 alphas x 4 seeds
+    (48 runs; quick: 2 x 2 x 2 = 8, fewer epochs). "One after another" is :func:`kdlab.train` on
+    the same settings for ``sequential_subset`` of the runs, extrapolated to all of them (each
+    sequential run costs the same: same data, epochs and model), and recorded as such.
+    """
+    result: dict[str, object] = {"runs": None, "batched_s": None, "sequential_s": None, "speedup": None}
+    try:
+        from kdlab import sweep
+    except ImportError as err:
+        return result, {"sweep": f"kdlab.sweep does not exist yet ({err})"}
+    if not callable(getattr(sweep, "train_batched", None)):
+        return result, {"sweep": "kdlab.sweep has no train_batched() to time"}
+    from kdlab import load_dataset, make_model, predict_logits, train
+
+    data = load_dataset("mnist1d")
+    Ts, alphas, seeds = ([2.0, 4.0], [0.5, 1.0], [0, 1]) if quick else ([1.0, 2.0, 4.0, 8.0], [0.25, 0.5, 0.9], [0, 1, 2, 3])
+    epochs, widths = (3 if quick else 10), (32,)
+    T_list, a_list, s_list = sweep.grid(Ts, alphas, seeds)
+    teacher = make_model("cnn", data.input_shape, data.n_classes, seed=0)
+    train(teacher, data.x_train, data.y_train, epochs=2, progress=False)  # any teacher: timing only
+    t_logits = predict_logits(teacher, data.x_train)
+    evals = {"test": (data.x_test, data.y_test)}
+    _log(f"sweep: {len(T_list)} runs batched, {epochs} epochs")
+    start = time.perf_counter()
+    sweep.train_batched(data.x_train, data.y_train, seeds=s_list, T=T_list, alpha=a_list, teacher_logits=t_logits,
+                        widths=widths, epochs=epochs, eval_sets=evals)
+    batched = time.perf_counter() - start
+    k = min(sequential_subset, len(T_list))
+    _log(f"sweep: {k} of the runs one after another")
+    start = time.perf_counter()
+    for T, a, s in list(zip(T_list, a_list, s_list))[:k]:
+        student = make_model("mlp", data.input_shape, data.n_classes, widths=widths, seed=s)
+        train(student, data.x_train, data.y_train, teacher=teacher, T=T, alpha=a, epochs=epochs, seed=s,
+              eval_set=evals["test"], progress=False)
+    sequential = (time.perf_counter() - start) * len(T_list) / k
+    result.update({
+        "runs": len(T_list), "batched_s": round(batched, 2), "sequential_s": round(sequential, 2),
+        "speedup": round(sequential / batched, 2), "epochs": epochs, "widths": list(widths),
+        "sequential_measured_runs": k,
+        "sequential_note": (f"{k} of the {len(T_list)} runs timed with kdlab.train and extrapolated"
+                            if k < len(T_list) else "all runs timed"),
+    })
+    return result, {}
+
+
+def measure_kd_effect(quick: bool = False, seeds: int = 5) -> tuple[dict, dict]:
+    """The tuned recipes of :mod:`kdlab.recipes` over several seeds, on the test split."""
+    from kdlab import recipes
+
+    out: dict[str, dict] = {}
+    for name in ("mnist1d", "digits"):
+        recipe = recipes.get_recipe(name)
+        variants = recipes.RECIPE_VARIANTS.get(name, {}) if hasattr(recipes, "RECIPE_VARIANTS") else {}
+        if quick:
+            recipe, variants = recipe.fast(), {k: v.fast() for k, v in variants.items()}
+        _log(f"KD effect on {name} ({seeds} seeds{', shortened' if quick else ''})")
+        start = time.perf_counter()
+        res = recipes.compare(name, recipe, seeds=range(seeds), log=_log)
+        summary = res.summary()
+        summary["seconds"] = round(time.perf_counter() - start, 1)
+        summary["recipe"] = recipes.describe(recipe) if hasattr(recipes, "describe") else {}
+        for vname, vrecipe in variants.items():
+            _log(f"  variant {vname}")
+            v = recipes.compare(name, vrecipe, seeds=range(seeds), log=_log).summary()
+            v["recipe"] = recipes.describe(vrecipe) if hasattr(recipes, "describe") else {}
+            summary.setdefault("variants", {})[vname] = v
+        out[name] = summary
+    return out, {}
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+
+
+def _fmt(x: object, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _verdict(value: float | None, target: float, higher_is_better: bool = False, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not measured"
+    if (value >= target) if higher_is_better else (value <= target):
+        return "met"
+    miss = (target - value) if higher_is_better else (value - target)
+    return f"missed by {miss:.3g}{unit} ({abs(miss) / target:.0%})"
+
+
+def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(target, measured, verdict, what) rows for RESULTS.md, one per target."""
+    rows = []
+    nbs = results.get("notebooks") or {}
+    for name, nb in nbs.items():
+        mode = "" if nb.get("mode") == "default" else f" ({nb.get('mode')} mode)"
+        rows.append((f"`{name}`{mode} ≤ {TARGETS['notebook_seconds']:.0f} s", f"{nb['seconds']:.1f} s",
+                     _verdict(nb["seconds"], TARGETS["notebook_seconds"], unit=" s") if nb.get("ok") else "FAILED",
+                     "notebook runtime"))
+        rows.append((f"`{name}` kernel ≤ 1 GB", f"{nb['peak_mb']:.0f} MB",
+                     _verdict(nb["peak_mb"], TARGETS["notebook_peak_mb"], unit=" MB"), "kernel peak RSS"))
+    if not nbs:
+        rows.append(("each notebook ≤ 45 s, kernel ≤ 1 GB", "n/a", "not measured", "notebooks"))
+    w = results.get("widgets") or {}
+    rows.append(("T slider callback ≤ 50 ms", f"{_fmt(w.get('t_slider_ms'))} ms",
+                 _verdict(w.get("t_slider_ms"), TARGETS["t_slider_ms"], unit=" ms"), "widgets"))
+    rows.append(("playground retrain ≤ 3 s", f"{_fmt(w.get('playground_retrain_s'), 2)} s",
+                 _verdict(w.get("playground_retrain_s"), TARGETS["playground_retrain_s"], unit=" s"), "widgets"))
+    s = results.get("sweep") or {}
+    rows.append(("sweep of ≥ 40 runs", _fmt(s.get("runs")),
+                 _verdict(s.get("runs"), TARGETS["sweep_runs"], higher_is_better=True), "sweep"))
+    rows.append(("sweep ≤ 20 s", f"{_fmt(s.get('batched_s'))} s",
+                 _verdict(s.get("batched_s"), TARGETS["sweep_batched_s"], unit=" s"), "sweep"))
+    rows.append(("sweep ≥ 5× faster than sequential", f"{_fmt(s.get('speedup'))}×",
+                 _verdict(s.get("speedup"), TARGETS["sweep_speedup"], higher_is_better=True), "sweep"))
+    kd = (results.get("kd_effect") or {}).get("mnist1d")
+    if kd:
+        gap = kd["gap_closed"]
+        rows.append(("MNIST-1D: KD closes ≥ 25% of the gap", f"{gap:.0%}",
+                     _verdict(gap, TARGETS["gap_closed"], higher_is_better=True), "kd_effect"))
+        rows.append(("MNIST-1D: aim, half the gap", f"{gap:.0%}",
+                     _verdict(gap, TARGETS["gap_closed_aim"], higher_is_better=True), "kd_effect"))
+        gain = kd["distilled"]["mean"] - kd["hard"]["mean"]
+        spread = max(kd["distilled"]["std"], kd["hard"]["std"])
+        rows.append(("MNIST-1D: gain larger than the spread over seeds",
+                     f"gain {gain:+.3f}, largest std {spread:.3f}",
+                     "met" if gain > spread else "missed", "kd_effect"))
+    return rows
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    """Write the human-readable results page."""
+    m = results["machine"]
+    lines = [
+        "# kdlab benchmark results",
+        "",
+        f"Generated by `python -m kdlab.bench{' --quick' if results['quick'] else ''}` on {m['date']} "
+        f"in {results['total_s'] / 60:.1f} min: {m['cpu_count']} CPU cores, {m['platform']}, "
+        f"Python {m['python']}, torch {m['torch']} (CPU), {m['torch_threads']} torch threads. "
+        f"Load average at the start {m['load_start']}, at the end {m['load_end']} "
+        "(a load above the core count means other work shared the machine and timings are inflated).",
+        "",
+    ]
+    if results["quick"]:
+        lines += ["**Quick mode**: notebooks in FAST mode, shortened recipes, fewer seeds. These are not the "
+                  "targets' numbers.", ""]
+    lines += ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    lines += [f"| {t} | {v} | {ok} |" for t, v, ok, _ in target_rows(results)]
+    lines += ["", f"`import kdlab` in a fresh interpreter: {results['import_s']:.2f} s"
+              f"{'' if results['quick'] else ' (median of 3)'}.", ""]
+
+    missing = results.get("missing") or {}
+    if missing:
+        lines += ["## Not measured (yet)", ""]
+        lines += [f"- **{k}**: {v}" for k, v in missing.items()]
+        lines += [""]
+
+    nbs = results.get("notebooks") or {}
+    if nbs:
+        lines += ["## Notebooks", "",
+                  "Each notebook runs from a fresh kernel with papermill (default parameters unless said), "
+                  "the kernel's resident memory polled every 50 ms.", "",
+                  "| notebook | mode | seconds | peak MB | ran |", "| --- | --- | ---: | ---: | --- |"]
+        lines += [f"| `{n}` | {nb['mode']} | {nb['seconds']:.1f} | {nb['peak_mb']:.0f} | "
+                  f"{'yes' if nb['ok'] else 'FAILED: ' + nb.get('error', '')} |" for n, nb in nbs.items()]
+        lines += [""]
+
+    s = results.get("sweep") or {}
+    if s.get("runs"):
+        lines += ["## Sweep", "",
+                  f"{s['runs']} student runs batched: {s['batched_s']:.1f} s; one after another: "
+                  f"{s['sequential_s']:.1f} s{' (' + s['sequential_note'] + ')' if s.get('sequential_note') else ''}; "
+                  f"speed-up {s['speedup']:.1f}×.", ""]
+
+    kd = results.get("kd_effect") or {}
+    if kd:
+        lines += ["## The KD effect", "",
+                  "Test accuracy, mean ± std over seeds (one teacher and one pair of students per seed; both "
+                  "students start from the same weights). Settings chosen on a validation split of the "
+                  "training set, never on the test split; the test split is evaluated once, here. "
+                  "Gap closed = (distilled − hard) / (teacher − hard).", "",
+                  "| data set | variant | teacher | hard-label student | distilled student | T | alpha | gap closed |",
+                  "| --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
+
+        def row(name: str, variant: str, r: dict) -> str:
+            ms = lambda k: f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}"  # noqa: E731
+            return (f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | "
+                    f"{r['T']:g} | {r['alpha']:g} | {r['gap_closed']:.0%} |")
+
+        for name, r in kd.items():
+            lines.append(row(name, "recipe", r))
+            for vname, v in (r.get("variants") or {}).items():
+                lines.append(row(name, vname, v))
+        lines += [""]
+        for name, r in kd.items():
+            if r.get("recipe"):
+                lines += [f"**{name} recipe**: " + ", ".join(f"{k}={v}" for k, v in r["recipe"].items()), ""]
+            if r.get("note"):
+                lines += [r["note"], ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip() + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str, ...] = ()) -> dict:
+    """Run every measurement; returns the results dictionary (the JSON's content)."""
+    import torch
+
+    start = time.perf_counter()
+    results: dict = {
+        "quick": quick,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_start": _load(),
+        },
+        "missing": {},
+    }
+    _log("import time")
+    results["import_s"] = round(measure_import(repeats=1 if quick else 3), 3)
+    steps: list[tuple[str, Callable[[], tuple[dict, dict]]]] = [
+        ("notebooks", lambda: measure_notebooks(fast=quick, only=notebooks if notebooks is not None
+                                                else (["00"] if quick else None))),
+        ("widgets", lambda: measure_widgets(moves=20 if quick else 40)),
+        ("sweep", lambda: measure_sweep(quick=quick)),
+        ("kd_effect", lambda: measure_kd_effect(quick=quick, seeds=2 if quick else 5)),
+    ]
+    for key, step in steps:
+        if key in skip:
+            results[key] = {}
+            results["missing"][key] = "skipped with --skip"
+            continue
+        try:
+            value, missing = step()
+        except Exception as err:  # report it, keep measuring the rest
+            _log(f"{key} failed: {type(err).__name__}: {err}")
+            value, missing = ({}, {key: f"failed: {type(err).__name__}: {err}"})
+        results[key] = value
+        results["missing"].update(missing)
+    results["machine"]["load_end"] = _load()
+    results["total_s"] = round(time.perf_counter() - start, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdlab.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI-sized run: FAST notebooks, short recipes, 2 seeds")
+    parser.add_argument("--json", metavar="PATH", help="where to write the JSON (default benchmarks/results.json; "
+                        "with --quick, only where given)")
+    parser.add_argument("--markdown", metavar="PATH", help="where to write RESULTS.md (default "
+                        "benchmarks/RESULTS.md; with --quick, only where given)")
+    parser.add_argument("--notebooks", nargs="*", metavar="PREFIX", help="only notebooks whose names start so")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "widgets", "sweep", "kd_effect"],
+                        help="leave out these measurements")
+    args = parser.parse_args(argv)
+    results = run(quick=args.quick, notebooks=args.notebooks, skip=tuple(args.skip))
+    json_path = args.json or (None if args.quick else str(BENCH_DIR / "results.json"))
+    md_path = args.markdown or (None if args.quick else str(BENCH_DIR / "RESULTS.md"))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+        _log(f"wrote {json_path}")
+    if md_path:
+        write_markdown(results, Path(md_path))
+        _log(f"wrote {md_path}")
+    for t, v, ok, _ in target_rows(results):
+        print(f"{t}: {v} -> {ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

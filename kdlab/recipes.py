@@ -1,0 +1,382 @@
+"""Tuned knowledge-distillation recipes: one per data set, reusable by notebooks and the benchmark.
+
+A :class:`Recipe` fixes everything needed to reproduce a KD comparison: the teacher, the student,
+how long and how each is trained, the temperature ``T`` and weight ``alpha``, the augmentation of
+the transfer set and whether extra *unlabelled* examples are added to it. The settings in
+:data:`RECIPES` were chosen on a validation split carved out of the training set
+(:meth:`kdlab.Dataset.validation_split`), never on the test split; ``RECIPE_NOTES`` says how.
+
+The three players, trained with :func:`kdlab.train`:
+
+- :func:`train_teacher`: the big model, on the labelled training set;
+- :func:`train_hard_student`: the small model on the hard labels alone (the baseline);
+- :func:`train_distilled_student`: the same small model, from the same initial weights, distilled
+  from the teacher on the transfer set.
+
+:func:`compare` runs all three over several seeds and summarises the accuracies (mean and std)
+and the fraction of the teacher-student gap that distillation closed.
+
+Example
+-------
+>>> from kdlab import recipes
+>>> r = recipes.get_recipe("digits")
+>>> r.student, r.student_widths
+('mlp', (8,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ._checks import check_alpha, check_positive_int, check_temperature
+from .data import Dataset, load_dataset, load_mnist1d
+from .metrics import accuracy
+from .models import make_model, predict_logits
+from .training import train
+
+__all__ = [
+    "Recipe", "RECIPES", "RECIPE_NOTES", "RECIPE_VARIANTS", "describe", "get_recipe", "make_augment", "transfer_set",
+    "train_teacher", "train_hard_student", "train_distilled_student", "KDComparison", "compare",
+]
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+AUGMENTS = ("none", "shift", "shift+noise", "mixup", "shift+noise+mixup")
+
+
+def make_augment(name: str, input_shape: Sequence[int], max_shift: int = 3, noise: float = 0.1) -> Augment | None:
+    """An augmentation for :func:`kdlab.train` (``augment(x_batch, generator) -> x_batch``).
+
+    Parameters
+    ----------
+    name : {"none", "shift", "shift+noise", "mixup", "shift+noise+mixup"}
+        ``"shift"`` translates each signal (or image, along both axes) by a random integer in
+        ``[-max_shift, max_shift]`` (edge values repeat); ``"noise"`` adds Gaussian noise of std ``noise``; ``"mixup"`` blends
+        each example with another of the batch, ``lam * x + (1 - lam) * x[perm]`` with
+        ``lam ~ U(0, 1)``. Mixup changes what the right label is, so use it only for pure
+        distillation (``alpha=1``), where the teacher labels the blended input ("function
+        matching", Beyer et al. 2022).
+    input_shape : sequence of int
+        One example's shape: ``(length,)`` or ``(height, width)``; inputs arrive flattened.
+    max_shift : int
+        Largest translation, in samples.
+    noise : float
+        Standard deviation of the added noise.
+
+    Returns
+    -------
+    callable or None
+        ``None`` for ``"none"``.
+    """
+    if name not in AUGMENTS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(map(repr, AUGMENTS))}")
+    if name == "none":
+        return None
+    parts = name.split("+")
+    shape = tuple(input_shape)
+    if "shift" in parts and len(shape) not in (1, 2):
+        raise ValueError(f"the 'shift' augmentation needs signals (length,) or images (height, width), got input_shape={shape}")
+    max_shift = check_positive_int(max_shift, "max_shift")
+
+    def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n = len(x)
+        if "shift" in parts:
+            x = _shift(x, shape, max_shift, gen)
+        if "noise" in parts:
+            x = x + noise * torch.randn(x.shape, generator=gen)
+        if "mixup" in parts:
+            lam = torch.rand((n, 1), generator=gen)
+            perm = torch.randperm(n, generator=gen)
+            x = lam * x + (1 - lam) * x[perm]
+        return x
+
+    return augment
+
+
+def _shift(x: torch.Tensor, shape: tuple[int, ...], max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each flattened example by random integers along each axis, repeating the edges."""
+    n = len(x)
+    out = x.reshape(n, *shape)
+    for axis, size in enumerate(shape, start=1):
+        s = torch.randint(-max_shift, max_shift + 1, (n, 1), generator=gen)
+        idx = (torch.arange(size).unsqueeze(0) - s).clamp(0, size - 1)  # (n, size)
+        view = [n] + [1] * len(shape)
+        view[axis] = size
+        idx = idx.reshape(view).expand(out.shape)
+        out = torch.gather(out, axis, idx)
+    return out.reshape(n, -1)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that fixes one KD comparison on one data set (see :data:`RECIPES`)."""
+
+    dataset: str
+    teacher: str = "cnn"
+    teacher_widths: tuple[int, ...] = (64, 64, 64)
+    teacher_kwargs: dict = field(default_factory=dict)
+    teacher_epochs: int = 40
+    teacher_lr: float = 3e-3
+    teacher_augment: str = "none"
+    student: str = "mlp"
+    student_widths: tuple[int, ...] = (128,)
+    hard_epochs: int = 40
+    hard_lr: float = 3e-3
+    hard_weight_decay: float = 0.0
+    hard_augment: str = "none"
+    kd_epochs: int = 40
+    kd_lr: float = 3e-3
+    T: float = 4.0
+    alpha: float = 0.9
+    kd_augment: str = "none"
+    transfer_samples: int = 0
+    batch_size: int = 64
+    dataset_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_temperature(self.T)
+        check_alpha(self.alpha)
+        for name in ("teacher_augment", "hard_augment", "kd_augment"):
+            if getattr(self, name) not in AUGMENTS:
+                raise ValueError(f"{name} must be one of {AUGMENTS}, got {getattr(self, name)!r}")
+        if "mixup" in self.kd_augment and self.alpha < 1:
+            raise ValueError(f"kd_augment={self.kd_augment!r} blends inputs, so it needs alpha=1, got alpha={self.alpha}")
+        if self.transfer_samples and self.dataset != "mnist1d":
+            raise ValueError(f"extra unlabelled transfer examples are generated only for mnist1d, not {self.dataset!r}")
+
+    def replace(self, **changes: object) -> "Recipe":
+        """A copy with some settings changed (e.g. ``recipe.replace(T=2.0)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def fast(self) -> "Recipe":
+        """A much shorter version for FAST mode and CI: the same players, a few epochs, no extras."""
+        return self.replace(
+            teacher_epochs=max(2, self.teacher_epochs // 10),
+            hard_epochs=max(2, self.hard_epochs // 10),
+            kd_epochs=max(2, self.kd_epochs // 10),
+            transfer_samples=min(self.transfer_samples, 2000),
+        )
+
+
+RECIPES: dict[str, Recipe] = {
+    "mnist1d": Recipe(
+        dataset="mnist1d",
+        teacher_widths=(64, 64, 64),
+        teacher_kwargs={"kernel_size": 5},
+        teacher_epochs=40,
+        student_widths=(128,),
+        hard_epochs=40,
+        kd_epochs=40,
+        T=4.0,
+        alpha=0.5,
+    ),
+    "digits": Recipe(
+        dataset="digits",
+        teacher_widths=(32, 32),
+        teacher_epochs=40,
+        teacher_lr=1e-2,
+        student_widths=(8,),
+        hard_epochs=60,
+        hard_lr=1e-2,
+        kd_epochs=60,
+        kd_lr=1e-2,
+        T=4.0,
+        alpha=0.5,
+    ),
+}
+
+RECIPE_NOTES: dict[str, str] = {
+    "mnist1d": "provisional",
+    "digits": "provisional",
+}
+
+
+# Other settings measured next to each recipe (the bench reports them too), e.g. without the extra
+# unlabelled transfer examples, so that what they add is visible.
+RECIPE_VARIANTS: dict[str, dict[str, Recipe]] = {}
+
+
+def describe(recipe: Recipe) -> dict[str, object]:
+    """The recipe's settings as a flat, JSON-ready dictionary (teacher, student, training, KD)."""
+    recipe = _check_recipe(recipe)
+    out = dataclasses.asdict(recipe)
+    out["teacher_widths"] = list(recipe.teacher_widths)
+    out["student_widths"] = list(recipe.student_widths)
+    return out
+
+
+def get_recipe(dataset: str) -> Recipe:
+    """The tuned recipe for ``dataset`` (``"mnist1d"`` or ``"digits"``)."""
+    if dataset not in RECIPES:
+        raise ValueError(f"no KD recipe for dataset {dataset!r}; choose one of {', '.join(map(repr, RECIPES))}")
+    return RECIPES[dataset]
+
+
+def _check_recipe(recipe: object) -> Recipe:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a kdlab.recipes.Recipe, got {type(recipe).__name__}")
+    return recipe
+
+
+def transfer_set(data: Dataset, recipe: Recipe, seed: int = 1000) -> torch.Tensor:
+    """The inputs the student is distilled on: the training inputs, plus extra unlabelled ones.
+
+    With ``recipe.transfer_samples > 0`` (MNIST-1D only), that many extra examples are generated
+    with a different generator seed (``seed``) and their labels are thrown away: the hard-label
+    student cannot use them, the distilled student learns from the teacher's outputs on them.
+    """
+    recipe = _check_recipe(recipe)
+    if not recipe.transfer_samples:
+        return data.x_train
+    # load_mnist1d keeps 80% as "train": ask for enough to get transfer_samples of them.
+    n_total = int(round(recipe.transfer_samples / 0.8))
+    extra = load_mnist1d(n_samples=n_total, seed=seed, **recipe.dataset_kwargs).x_train[: recipe.transfer_samples]
+    return torch.cat([data.x_train, extra])
+
+
+def train_teacher(data: Dataset, recipe: Recipe, seed: int = 0, progress: bool = False) -> nn.Module:
+    """Train the recipe's teacher on the labelled training set; returns it in eval mode."""
+    recipe = _check_recipe(recipe)
+    model = make_model(recipe.teacher, data.input_shape, data.n_classes, widths=recipe.teacher_widths,
+                       seed=seed, **recipe.teacher_kwargs)
+    train(model, data.x_train, data.y_train, epochs=recipe.teacher_epochs, lr=recipe.teacher_lr,
+          batch_size=recipe.batch_size, seed=seed, augment=make_augment(recipe.teacher_augment, data.input_shape),
+          progress=progress, desc="teacher")
+    return model.eval()
+
+
+def _student(data: Dataset, recipe: Recipe, seed: int) -> nn.Module:
+    return make_model(recipe.student, data.input_shape, data.n_classes, widths=recipe.student_widths, seed=seed)
+
+
+def train_hard_student(data: Dataset, recipe: Recipe, seed: int = 0, progress: bool = False) -> nn.Module:
+    """Train the recipe's student on the hard labels alone (the baseline)."""
+    recipe = _check_recipe(recipe)
+    model = _student(data, recipe, seed)
+    train(model, data.x_train, data.y_train, epochs=recipe.hard_epochs, lr=recipe.hard_lr,
+          weight_decay=recipe.hard_weight_decay, batch_size=recipe.batch_size, seed=seed,
+          augment=make_augment(recipe.hard_augment, data.input_shape), progress=progress, desc="hard labels")
+    return model.eval()
+
+
+def train_distilled_student(
+    data: Dataset,
+    teacher: nn.Module,
+    recipe: Recipe,
+    seed: int = 0,
+    transfer: torch.Tensor | None = None,
+    progress: bool = False,
+) -> nn.Module:
+    """Distil ``teacher`` into the recipe's student (same initial weights as the hard-label one).
+
+    ``transfer`` is the transfer set (default :func:`transfer_set`); with extra unlabelled
+    examples the loss is pure distillation (``alpha`` must be 1 in the recipe). Otherwise the
+    student sees the training inputs with their labels, mixed with weight ``1 - alpha``.
+    """
+    recipe = _check_recipe(recipe)
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    x = transfer_set(data, recipe) if transfer is None else transfer
+    y = data.y_train if len(x) == len(data.x_train) else None
+    alpha = recipe.alpha
+    if y is None and alpha < 1:
+        raise ValueError(
+            f"a transfer set with unlabelled examples ({len(x)} inputs, {len(data.y_train)} labels) "
+            f"needs alpha=1, got alpha={alpha}"
+        )
+    model = _student(data, recipe, seed)
+    train(model, x, y, teacher=teacher, T=recipe.T, alpha=alpha, epochs=recipe.kd_epochs, lr=recipe.kd_lr,
+          batch_size=recipe.batch_size, seed=seed, augment=make_augment(recipe.kd_augment, data.input_shape),
+          progress=progress, desc="distil")
+    return model.eval()
+
+
+@dataclass
+class KDComparison:
+    """Accuracies of teacher, hard-label student and distilled student, one entry per seed."""
+
+    dataset: str
+    recipe: Recipe
+    seeds: list[int]
+    teacher: list[float]
+    hard: list[float]
+    distilled: list[float]
+    split: str = "test"
+
+    @staticmethod
+    def _stats(values: list[float]) -> dict[str, float]:
+        return {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        }
+
+    @property
+    def gap_closed(self) -> float:
+        """(distilled - hard) / (teacher - hard), on the means; NaN if the teacher is not better."""
+        t, h, d = (statistics.fmean(v) for v in (self.teacher, self.hard, self.distilled))
+        return (d - h) / (t - h) if t > h else float("nan")
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready summary: mean and std of each accuracy, T, alpha, gap closed."""
+        return {
+            "teacher": self._stats(self.teacher),
+            "hard": self._stats(self.hard),
+            "distilled": self._stats(self.distilled),
+            "T": self.recipe.T,
+            "alpha": self.recipe.alpha,
+            "gap_closed": self.gap_closed,
+            "seeds": list(self.seeds),
+            "split": self.split,
+        }
+
+
+def compare(
+    dataset: str | Dataset,
+    recipe: Recipe | None = None,
+    seeds: Sequence[int] = range(5),
+    validation: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> KDComparison:
+    """Train teacher, hard-label student and distilled student for each seed; report accuracies.
+
+    Parameters
+    ----------
+    dataset : str or Dataset
+        A name for :func:`kdlab.load_dataset` or a loaded data set.
+    recipe : Recipe, optional
+        Default: the tuned recipe of that data set.
+    seeds : sequence of int
+        One teacher and one pair of students per seed (students start from the same weights).
+    validation : bool
+        Evaluate on a validation split of the training set (for tuning) instead of the test set.
+    log : callable, optional
+        Called with one line per seed (e.g. ``print``).
+    """
+    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    if not isinstance(data, Dataset):
+        raise TypeError(f"dataset must be a name or a kdlab.Dataset, got {type(dataset).__name__}")
+    recipe = _check_recipe(recipe if recipe is not None else get_recipe(data.name))
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got an empty sequence")
+    if validation:
+        data = data.validation_split(0.2, seed=0)
+    transfer = transfer_set(data, recipe)
+    result = KDComparison(data.name, recipe, seeds, [], [], [], split="validation" if validation else "test")
+    for seed in seeds:
+        teacher = train_teacher(data, recipe, seed=seed, progress=progress)
+        hard = train_hard_student(data, recipe, seed=seed, progress=progress)
+        kd = train_distilled_student(data, teacher, recipe, seed=seed, transfer=transfer, progress=progress)
+        for values, model in ((result.teacher, teacher), (result.hard, hard), (result.distilled, kd)):
+            values.append(accuracy(predict_logits(model, data.x_test), data.y_test))
+        if log is not None:
+            log(f"{data.name} seed {seed}: teacher {result.teacher[-1]:.3f}  hard {result.hard[-1]:.3f}  "
+                f"distilled {result.distilled[-1]:.3f}")
+    return result

@@ -1,0 +1,155 @@
+"""`python -m kdlab.bench --quick`: it runs, and its JSON has the keys and types the issue asks for.
+
+Also unit tests of kdlab.recipes (the tuned KD recipes the bench and the notebooks share) and of
+the RESULTS.md verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdlab import bench, recipes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _number_or_none(x: object) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    json_path, md_path = out / "results.json", out / "RESULTS.md"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdlab.bench", "--quick", "--json", str(json_path), "--markdown", str(md_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(json_path.read_text()), md_path.read_text(), seconds
+
+
+def test_quick_bench_is_quick(quick_run):
+    _, _, seconds = quick_run
+    assert seconds < 90, f"python -m kdlab.bench --quick took {seconds:.0f} s; CI wants it under 90 s"
+
+
+def test_quick_bench_json_has_the_keys_and_types(quick_run):
+    results, _, _ = quick_run
+    for key in ("notebooks", "widgets", "sweep", "kd_effect", "import_s", "machine"):
+        assert key in results, f"missing key {key!r}"
+    assert isinstance(results["import_s"], float) and 0 < results["import_s"] < 60
+    assert results["machine"]["cpu_count"] >= 1 and results["machine"]["date"]
+    assert results["quick"] is True
+
+    assert isinstance(results["notebooks"], dict)
+    for name, nb in results["notebooks"].items():
+        assert isinstance(nb["seconds"], float) and nb["seconds"] > 0, name
+        assert isinstance(nb["peak_mb"], float) and nb["peak_mb"] > 10, f"{name}: kernel RSS not measured"
+    if not results["notebooks"]:
+        assert "notebooks" in results["missing"]
+
+    assert set(results["widgets"]) >= {"t_slider_ms", "playground_retrain_s"}
+    for key, value in results["widgets"].items():
+        assert _number_or_none(value), key
+        if value is None:  # what could not be measured says why
+            assert key in results["missing"]
+    assert set(results["sweep"]) >= {"runs", "batched_s", "sequential_s", "speedup"}
+    assert all(_number_or_none(v) for k, v in results["sweep"].items() if k in ("runs", "batched_s", "sequential_s", "speedup"))
+    if results["sweep"]["runs"] is None:
+        assert "sweep" in results["missing"]
+
+    assert set(results["kd_effect"]) >= {"mnist1d", "digits"}
+    for name, kd in results["kd_effect"].items():
+        for player in ("teacher", "hard", "distilled"):
+            stats = kd[player]
+            assert 0 <= stats["mean"] <= 1 and stats["std"] >= 0, (name, player)
+        assert kd["T"] > 0 and 0 <= kd["alpha"] <= 1
+        assert isinstance(kd["gap_closed"], float)
+        assert len(kd["seeds"]) >= 2
+
+
+def test_quick_bench_markdown_states_targets_and_machine(quick_run):
+    results, md, _ = quick_run
+    assert f"{results['machine']['cpu_count']} CPU cores" in md
+    assert "| target | measured | verdict |" in md
+    for words in ("T slider callback ≤ 50 ms", "playground retrain ≤ 3 s", "sweep ≤ 20 s", "25% of the gap"):
+        assert words in md
+    assert "Quick mode" in md
+
+
+def test_verdicts():
+    assert bench._verdict(30.0, 45.0) == "met"
+    assert bench._verdict(60.0, 45.0, unit=" s") == "missed by 15 s (33%)"
+    assert bench._verdict(0.2, 0.25, higher_is_better=True).startswith("missed by 0.05")
+    assert bench._verdict(None, 1.0) == "not measured"
+    assert bench._verdict(float("nan"), 1.0) == "not measured"
+
+
+def test_recipes_exist_and_validate():
+    for name in ("mnist1d", "digits"):
+        r = recipes.get_recipe(name)
+        assert r.dataset == name and r.T > 0 and 0 <= r.alpha <= 1
+        assert name in recipes.RECIPE_NOTES and "validation" in recipes.RECIPE_NOTES[name]
+    with pytest.raises(ValueError, match="no KD recipe for dataset 'cifar'"):
+        recipes.get_recipe("cifar")
+    with pytest.raises(ValueError, match="needs alpha=1"):
+        recipes.Recipe(dataset="mnist1d", kd_augment="mixup", alpha=0.5)
+    with pytest.raises(ValueError, match="T must be"):
+        recipes.get_recipe("digits").replace(T=0)
+    with pytest.raises(ValueError, match="unknown augmentation 'flip'"):
+        recipes.make_augment("flip", (40,))
+    with pytest.raises(ValueError, match="needs signals"):
+        recipes.make_augment("shift", (2, 2, 2))
+    with pytest.raises(TypeError, match="recipe must be"):
+        recipes.train_teacher(None, "digits")  # type: ignore[arg-type]
+
+
+def test_augment_is_seeded_and_shape_preserving():
+    aug = recipes.make_augment("shift+noise+mixup", (40,))
+    x = torch.randn(16, 40)
+    a = aug(x, torch.Generator().manual_seed(0))
+    b = aug(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    shift = recipes.make_augment("shift", (40,), max_shift=2)
+    ramp = torch.arange(40.0).repeat(8, 1)
+    moved = shift(ramp, torch.Generator().manual_seed(1))
+    # a translation: every row is the ramp moved by at most 2 samples, edges repeated
+    assert (moved - ramp).abs().max() <= 2
+    assert recipes.make_augment("none", (40,)) is None
+    image = torch.arange(64.0).reshape(1, 8, 8).repeat(4, 1, 1).reshape(4, 64)
+    moved = recipes.make_augment("shift", (8, 8), max_shift=1)(image, torch.Generator().manual_seed(2))
+    assert moved.shape == (4, 64)
+    rows, cols = (moved.reshape(4, 8, 8) // 8), (moved.reshape(4, 8, 8) % 8)
+    assert ((rows - torch.arange(8.0).reshape(1, 8, 1)).abs() <= 1).all()
+    assert ((cols - torch.arange(8.0).reshape(1, 1, 8)).abs() <= 1).all()
+
+
+def test_compare_runs_a_tiny_recipe_and_computes_the_gap():
+    r = recipes.get_recipe("digits").replace(teacher_epochs=2, hard_epochs=1, kd_epochs=1)
+    res = recipes.compare("digits", r, seeds=[0, 1], validation=True)
+    s = res.summary()
+    assert s["split"] == "validation" and s["seeds"] == [0, 1]
+    assert len(res.teacher) == len(res.hard) == len(res.distilled) == 2
+    t, h, d = (sum(v) / 2 for v in (res.teacher, res.hard, res.distilled))
+    assert math.isnan(s["gap_closed"]) if t <= h else s["gap_closed"] == pytest.approx((d - h) / (t - h))
+
+
+def test_transfer_set_adds_unlabelled_examples():
+    data = recipes.load_mnist1d(n_samples=500)
+    r = recipes.get_recipe("mnist1d").replace(transfer_samples=200, alpha=1.0)
+    x = recipes.transfer_set(data, r)
+    assert x.shape == (len(data.x_train) + 200, data.n_features)
+    assert torch.equal(x[: len(data.x_train)], data.x_train)
+    with pytest.raises(ValueError, match="only for mnist1d"):
+        recipes.get_recipe("digits").replace(transfer_samples=10)

@@ -1,0 +1,172 @@
+"""The suite as a learner meets it: JupyterLab in a real browser (headless Chromium).
+
+One JupyterLab server for the module (127.0.0.1, random port, token, settings and workspaces in a
+temporary folder, no news or update checks) serves a temporary copy of ``notebooks/``. For every
+notebook that shows widgets, the test opens it, clicks Run > Run All Cells, waits until every cell
+has run and the kernel is idle, then checks that no cell shows an error and that every widget view
+rendered (not "Loading widget..." nor a model-not-found message). For notebook 02 it also moves the
+playground's T slider and checks that the plot the learner sees changes, then changes a training
+control and checks that the playground trains again. Screenshots go to ``test-artifacts/``.
+
+The copies run in FAST mode (papermill's injected-parameters cell, as in the papermill test): the
+default path is covered by nbval. ``KDLAB_BROWSER_MODE=default`` runs the default path instead.
+The kernel and the server are stopped at the end whatever happens.
+
+Without Chromium the tests are skipped with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from browser_tools import (
+    INSTALL_HINT, WIDGET_MIME, cell_errors, chromium_browser, chromium_path, jupyter_server,
+    open_notebook, plot_signature, run_all_cells, screenshot, wait_until_idle, widget_outputs,
+    widget_problems,
+)
+from notebook_tools import NOTEBOOK_DIR, NOTEBOOKS
+
+CHROMIUM = chromium_path()
+MODE = os.environ.get("KDLAB_BROWSER_MODE", "fast")
+WIDGET_CODE = re.compile(r"\bipywidgets\b|FigureWidget|\binteract(ive)?\(|kdlab\.widgets|\bplayground\(|\.widget\(\)")
+
+try:
+    import playwright  # noqa: F401
+except ImportError:  # pragma: no cover - playwright is in the [test] extra
+    CHROMIUM = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason=INSTALL_HINT),
+]
+
+
+def shows_widgets(path: Path) -> bool:
+    """A notebook with widgets: its stored outputs hold widget views, or its code builds widgets."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    stored = any(WIDGET_MIME in out.get("data", {}) for c in code for out in c.outputs)
+    return stored or any(WIDGET_CODE.search(c.source) for c in code)
+
+
+WIDGET_NOTEBOOKS = [p for p in NOTEBOOKS if shows_widgets(p)]
+PLAYGROUND = next((p for p in NOTEBOOKS if p.name.startswith("02_")), None)
+
+SELF_CHECK = [
+    "import ipywidgets as W, numpy as np, plotly.graph_objects as go\n"
+    "from IPython.display import display",
+    "T = W.FloatSlider(value=1.0, min=0.5, max=10.0, step=0.5, description='T')\n"
+    "fig = go.FigureWidget(go.Scatter(y=np.exp(-np.arange(6) / T.value)))\n"
+    "T.observe(lambda change: setattr(fig.data[0], 'y', np.exp(-np.arange(6) / change['new'])), 'value')\n"
+    "W.VBox([T, fig])",
+    # a widget view whose model does not exist: what a learner sees when widget state is missing
+    "display({'" + WIDGET_MIME + "': {'model_id': '0' * 32, 'version_major': 2, 'version_minor': 0},"
+    " 'text/plain': 'broken'}, raw=True)",
+    "1 / 0",
+]
+
+
+def prepare_root(root: Path) -> None:
+    """Copy notebooks/ into ``root``; in FAST mode inject ``FAST = True`` as papermill does."""
+    shutil.copytree(NOTEBOOK_DIR, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    if MODE == "fast":
+        for path in sorted(root.glob("*.ipynb")):
+            nb = papermill.iorw.load_notebook_node(str(path))
+            nb = papermill.parameterize.parameterize_notebook(nb, {"FAST": True})
+            nbformat.write(nb, path)
+    elif MODE != "default":
+        raise ValueError(f"KDLAB_BROWSER_MODE must be 'fast' or 'default', got {MODE!r}")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in SELF_CHECK])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "_browser_self_check.ipynb")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    root = tmp / "notebooks"
+    prepare_root(root)
+    with jupyter_server(root, tmp, app="lab") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium_browser(CHROMIUM) as b:
+        yield b
+
+
+@pytest.fixture
+def page(lab, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text[:300]))
+    page.on("pageerror", lambda e: page.console_errors.append(f"page error: {e}"[:300]))
+    try:
+        yield page
+    finally:
+        try:
+            context.close()
+        finally:
+            lab.shutdown_kernels()  # through the REST API, whatever happened
+
+
+def run_in_lab(page, lab, name: str, shot: str) -> None:
+    """Open ``name``, Run All Cells, wait for the kernel, save ``<shot>-after-run.png``."""
+    open_notebook(page, lab, name)
+    screenshot(page, f"{shot}-opened.png")
+    run_all_cells(page)
+    try:
+        wait_until_idle(page, timeout_ms=(180_000 if MODE == "fast" else 600_000))
+    finally:
+        screenshot(page, f"{shot}-after-run.png")
+
+
+def assert_no_errors_and_widgets_render(page, name: str, *, expect_widgets: bool = True) -> int:
+    errors = cell_errors(page)
+    assert not errors, f"{name}: cells show errors:\n" + "\n".join(errors)
+    page.wait_for_timeout(500)  # let the last views attach
+    n, problems = widget_problems(page)
+    if expect_widgets:
+        assert n > 0, f"{name}: no widget output found after Run All"
+    assert not problems, f"{name}: widgets did not render:\n" + "\n".join(problems) + (
+        "\nbrowser console:\n" + "\n".join(page.console_errors[-10:]))
+    return n
+
+
+def test_the_checks_catch_errors_and_broken_widgets(page, lab):
+    """Self-check on a small notebook: a live slider moves a plot; a missing model and 1/0 are caught."""
+    run_in_lab(page, lab, "_browser_self_check.ipynb", "self-check")
+    errors = cell_errors(page)
+    assert len(errors) == 1 and "ZeroDivisionError" in errors[0], errors
+    n, problems = widget_problems(page)
+    assert n == 2, f"expected the live widget and the broken one, found {n} widget outputs"
+    assert len(problems) == 1 and problems[0].startswith("widget output 1"), problems
+    live = widget_outputs(page).first
+    before = plot_signature(page, live)
+    assert before, "the live FigureWidget drew nothing"
+    handle = live.locator(".widget-slider .noUi-handle").first
+    handle.focus()
+    page.keyboard.press("End")
+    page.wait_for_function("() => true")
+    deadline = time.monotonic() + 20
+    while plot_signature(page, live) == before and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert plot_signature(page, live) != before, "moving the slider did not change the plot"
+
+
+@pytest.mark.parametrize("path", WIDGET_NOTEBOOKS, ids=[p.stem for p in WIDGET_NOTEBOOKS])
+def test_notebook_runs_in_jupyterlab_and_widgets_render(page, lab, path):
+    run_in_lab(page, lab, path.name, path.stem)
+    n = assert_no_errors_and_widgets_render(page, path.name)
+    print(f"{path.name}: {n} widget views rendered")
