@@ -43,7 +43,8 @@ from .training import History, train
 __all__ = [
     "capture_features", "make_regressor", "regressor_for", "Regressor", "hint_loss", "linear_cka",
     "project_2d", "layer_features", "HintHistory", "fit_hints", "HintedStudent", "FitNetsResult",
-    "train_fitnets", "train_joint", "HintExplorer", "plot_projections",
+    "train_fitnets", "train_joint", "HintExplorer", "plot_projections", "METHODS", "HintSetup",
+    "run_method", "compare_methods", "summarise",
 ]
 
 Layer = str | int | nn.Module
@@ -685,3 +686,175 @@ def train_joint(
                     seed=seed, eval_set=eval_set, callbacks=callbacks, progress=progress, desc="hints + KD")
     student.eval()
     return FitNetsResult(student, regressor, history, None, wrapped.hint_losses)
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments the notebook runs
+# --------------------------------------------------------------------------------------------
+
+METHODS = ("scratch", "KD only", "hints, then KD", "hints + KD")
+
+
+@dataclass
+class HintSetup:
+    """One experiment's settings: the data, the teacher, how to build a student, and training knobs.
+
+    ``make_student(seed)`` returns a fresh student. ``student_layer``/``teacher_layer`` pick the
+    guided and the hint layer. KD runs at temperature ``T`` with soft-loss weight ``alpha``.
+    """
+
+    data: object
+    teacher: nn.Module
+    make_student: object
+    student_layer: int = 1
+    teacher_layer: int = 1
+    epochs: int = 15
+    hint_epochs: int = 4
+    hint_weight: float = 1.0
+    T: float = 2.0
+    alpha: float = 0.5
+    batch_size: int = 128
+    lr: float = 5e-3
+
+
+def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: float | None = None,
+               student_layer: int | None = None, teacher_layer: int | None = None,
+               regressor: nn.Module | None | str = "auto", callbacks=(), progress: bool = False) -> dict:
+    """Train one student with ``method`` (one of :data:`METHODS`) and measure it.
+
+    Returns a dict: ``method``, ``seed``, test ``accuracy``, and ``cka``, the linear CKA between the
+    student's guided layer and the teacher's hint layer on the test set.
+    """
+    check_choice(method, "method", METHODS)
+    d = setup.data
+    g = setup.student_layer if student_layer is None else student_layer
+    h = setup.teacher_layer if teacher_layer is None else teacher_layer
+    weight = setup.hint_weight if hint_weight is None else hint_weight
+    student = setup.make_student(seed)
+    common = dict(epochs=setup.epochs, batch_size=setup.batch_size, lr=setup.lr, seed=seed,
+                  eval_set=(d.x_test, d.y_test), callbacks=callbacks, progress=progress)
+    kd = dict(T=setup.T, alpha=setup.alpha)
+    if method == "scratch":
+        train(student, d.x_train, d.y_train, desc="scratch", **common)
+    elif method == "KD only":
+        train(student, d.x_train, d.y_train, teacher=setup.teacher, **kd, **common)
+    elif method == "hints, then KD":
+        train_fitnets(student, setup.teacher, d.x_train, d.y_train, student_layer=g, teacher_layer=h,
+                      regressor=regressor, hint_epochs=setup.hint_epochs, **kd, **common)
+    else:
+        train_joint(student, setup.teacher, d.x_train, d.y_train, student_layer=g, teacher_layer=h,
+                    hint_weight=weight, regressor=regressor, **kd, **common)
+    logits = predict_logits(student, d.x_test)
+    cka = linear_cka(layer_features(student, d.x_test, g), layer_features(setup.teacher, d.x_test, h))
+    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka}
+
+
+def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
+                    progress: bool = True):
+    """Run every method on every seed; returns a long pandas DataFrame (one row per run)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    runs = [(m, s) for s in seeds for m in methods]
+    rows = [run_method(setup, m, s) for m, s in tqdm(runs, desc="students", disable=not progress, leave=False)]
+    return pd.DataFrame(rows)
+
+
+def summarise(runs, by: str = "method", columns: Sequence[str] = ("accuracy", "cka")):
+    """Mean and standard deviation over seeds, per ``by`` group, rounded to 3 decimals.
+
+    Keeps the groups in the order they first appear.
+    """
+    order = list(dict.fromkeys(runs[by]))
+    table = runs.groupby(by)[list(columns)].agg(["mean", "std"]).round(3).reindex(order)
+    table.columns = [f"{c} {stat}" for c, stat in table.columns]
+    table.insert(0, "seeds", runs.groupby(by).size().reindex(order))
+    return table
+
+
+class HintExplorer:
+    """A widget: choose the hint weight, the guided layer and the hint layer; train (hints + KD
+    together) and see the student's test accuracy and its CKA with the teacher's hint layer.
+
+    Training starts only when a control is released (``continuous_update=False``), shows its
+    progress per epoch, and never two at once. :meth:`run` is the plain method the controls call;
+    tests and scripts call it directly. Every run is appended to :attr:`results`.
+
+    Parameters
+    ----------
+    setup : HintSetup
+        The data, teacher, student factory and training settings.
+    weights : sequence of float
+        The hint weights offered (0 is plain KD).
+    seed : int
+        The student's seed (the same for every run, so only the controls differ).
+    """
+
+    def __init__(self, setup: HintSetup, weights: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0),
+                 seed: int = 0) -> None:
+        import ipywidgets as w
+
+        self.setup, self.seed = setup, seed
+        self.results: list[dict] = []
+        self._busy = False
+        n_student = len(setup.make_student(seed).blocks)
+        n_teacher = len(setup.teacher.blocks)
+        self.weight = w.SelectionSlider(options=[float(v) for v in weights], value=float(setup.hint_weight),
+                                        description="hint weight", continuous_update=False,
+                                        style={"description_width": "initial"})
+        self.student_layer = w.Dropdown(options=[(f"student block {i}", i) for i in range(n_student)],
+                                        value=setup.student_layer, description="guided layer",
+                                        style={"description_width": "initial"})
+        self.teacher_layer = w.Dropdown(options=[(f"teacher block {i}", i) for i in range(n_teacher)],
+                                        value=setup.teacher_layer, description="hint layer",
+                                        style={"description_width": "initial"})
+        self.progress = w.IntProgress(value=0, min=0, max=setup.epochs, description="epochs")
+        self.status = w.HTML("Change a control to train a student (hints + KD together).")
+        self.table = w.HTML(self._table_html())
+        for control in (self.weight, self.student_layer, self.teacher_layer):
+            control.observe(self._on_change, names="value")
+        self.view = w.VBox([w.HBox([self.weight, self.student_layer, self.teacher_layer]),
+                            w.HBox([self.progress, self.status]), self.table])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.view)
+
+    def _on_progress(self, state) -> None:
+        self.progress.value = state.epoch
+
+    def _on_change(self, _change=None) -> None:
+        self.run(self.weight.value, self.student_layer.value, self.teacher_layer.value)
+
+    def run(self, hint_weight: float, student_layer: int, teacher_layer: int) -> dict | None:
+        """Train one student with these settings; returns its result (None if a run is under way)."""
+        if self._busy:
+            self.status.value = "Still training the previous student: wait for it to finish."
+            return None
+        self._busy = True
+        self.progress.value = 0
+        self.status.value = (f"training: weight {hint_weight:g}, student block {student_layer} → "
+                             f"teacher block {teacher_layer} …")
+        try:
+            method = "hints + KD" if hint_weight > 0 else "KD only"
+            result = run_method(self.setup, method, self.seed, hint_weight=hint_weight,
+                                student_layer=student_layer, teacher_layer=teacher_layer,
+                                callbacks=[self._on_progress])
+            result.update(hint_weight=float(hint_weight), student_layer=student_layer, teacher_layer=teacher_layer)
+            self.results.append(result)
+            self.status.value = (f"accuracy <b>{result['accuracy']:.3f}</b>, CKA(guided, hint) "
+                                 f"<b>{result['cka']:.3f}</b>")
+            self.table.value = self._table_html()
+            return result
+        finally:
+            self._busy = False
+
+    def _table_html(self) -> str:
+        if not self.results:
+            return "<i>no runs yet</i>"
+        rows = "".join(
+            f"<tr><td>{r['hint_weight']:g}</td><td>{r['student_layer']}</td><td>{r['teacher_layer']}</td>"
+            f"<td>{r['accuracy']:.3f}</td><td>{r['cka']:.3f}</td></tr>" for r in self.results)
+        return ("<table><tr><th>hint weight</th><th>guided (student block)</th><th>hint (teacher block)</th>"
+                f"<th>test accuracy</th><th>CKA</th></tr>{rows}</table>")
