@@ -11,8 +11,8 @@ recipes of :mod:`kdlab.recipes` over five seeds; and times ``import kdlab`` in a
 interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
 ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
 
-``--quick`` runs the notebooks in FAST mode (only the first, by default), a shorter sweep and
-shortened recipes over two seeds: the keys and types are the same, the numbers are not the
+``--quick`` skips the notebooks (``--notebooks 00`` runs those named, in FAST mode), runs a
+shorter sweep and shortened recipes over two seeds: the keys and types are the same, the numbers are not the
 targets' numbers. It writes RESULTS.md only when ``--markdown`` is given.
 """
 
@@ -303,26 +303,21 @@ def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict
 
 
 def measure_kd_effect(quick: bool = False, seeds: int = 5) -> tuple[dict, dict]:
-    """The tuned recipes of :mod:`kdlab.recipes` over several seeds, on the test split."""
+    """The tuned recipes of :mod:`kdlab.recipes` (and their variants) over several seeds, test split."""
     from kdlab import recipes
 
     out: dict[str, dict] = {}
     for name in ("mnist1d", "digits"):
         recipe = recipes.get_recipe(name)
-        variants = recipes.RECIPE_VARIANTS.get(name, {}) if hasattr(recipes, "RECIPE_VARIANTS") else {}
+        variants = dict(recipes.RECIPE_VARIANTS.get(name, {}))
         if quick:
             recipe, variants = recipe.fast(), {k: v.fast() for k, v in variants.items()}
         _log(f"KD effect on {name} ({seeds} seeds{', shortened' if quick else ''})")
         start = time.perf_counter()
-        res = recipes.compare(name, recipe, seeds=range(seeds), log=_log)
-        summary = res.summary()
+        summary = recipes.compare(name, recipe, seeds=range(seeds), variants=variants, log=_log).summary()
         summary["seconds"] = round(time.perf_counter() - start, 1)
-        summary["recipe"] = recipes.describe(recipe) if hasattr(recipes, "describe") else {}
-        for vname, vrecipe in variants.items():
-            _log(f"  variant {vname}")
-            v = recipes.compare(name, vrecipe, seeds=range(seeds), log=_log).summary()
-            v["recipe"] = recipes.describe(vrecipe) if hasattr(recipes, "describe") else {}
-            summary.setdefault("variants", {})[vname] = v
+        summary["recipe"] = recipes.describe(recipe)
+        summary["note"] = recipes.RECIPE_NOTES.get(name, "")
         out[name] = summary
     return out, {}
 
@@ -400,7 +395,7 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
     ]
     if results["quick"]:
-        lines += ["**Quick mode**: notebooks in FAST mode, shortened recipes, fewer seeds. These are not the "
+        lines += ["**Quick mode**: notebooks skipped or in FAST mode, a small sweep, shortened recipes, fewer seeds. These are not the "
                   "targets' numbers.", ""]
     lines += ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
     lines += [f"| {t} | {v} | {ok} |" for t, v, ok, _ in target_rows(results)]
@@ -448,7 +443,7 @@ def write_markdown(results: dict, path: Path) -> None:
         for name, r in kd.items():
             lines.append(row(name, "recipe", r))
             for vname, v in (r.get("variants") or {}).items():
-                lines.append(row(name, vname, v))
+                lines.append(row(name, vname, {**r, **v}))
         lines += [""]
         for name, r in kd.items():
             if r.get("recipe"):
@@ -484,8 +479,9 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
     _log("import time")
     results["import_s"] = round(measure_import(repeats=1 if quick else 3), 3)
     steps: list[tuple[str, Callable[[], tuple[dict, dict]]]] = [
-        ("notebooks", lambda: measure_notebooks(fast=quick, only=notebooks if notebooks is not None
-                                                else (["00"] if quick else None))),
+        ("notebooks", lambda: measure_notebooks(fast=quick, only=notebooks) if (notebooks is not None or not quick)
+         else ({}, {"notebooks": "not run in quick mode (a kernel start alone can take most of CI's minute); "
+                                 "pass --notebooks 00 to include some, in FAST mode"})),
         ("widgets", lambda: measure_widgets(moves=20 if quick else 40)),
         ("sweep", lambda: measure_sweep(quick=quick)),
         ("kd_effect", lambda: measure_kd_effect(quick=quick, seeds=2 if quick else 5)),

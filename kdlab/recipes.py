@@ -157,10 +157,10 @@ class Recipe:
     def fast(self) -> "Recipe":
         """A much shorter version for FAST mode and CI: the same players, a few epochs, no extras."""
         return self.replace(
-            teacher_epochs=max(2, self.teacher_epochs // 10),
-            hard_epochs=max(2, self.hard_epochs // 10),
-            kd_epochs=max(2, self.kd_epochs // 10),
-            transfer_samples=min(self.transfer_samples, 2000),
+            teacher_epochs=max(1, self.teacher_epochs // 20),
+            hard_epochs=max(1, self.hard_epochs // 20),
+            kd_epochs=max(1, self.kd_epochs // 20),
+            transfer_samples=min(self.transfer_samples, 1000),
         )
 
 
@@ -192,8 +192,8 @@ RECIPES: dict[str, Recipe] = {
 }
 
 RECIPE_NOTES: dict[str, str] = {
-    "mnist1d": "provisional",
-    "digits": "provisional",
+    "mnist1d": "provisional: being tuned on a validation split",
+    "digits": "provisional: being tuned on a validation split",
 }
 
 
@@ -297,9 +297,26 @@ def train_distilled_student(
     return model.eval()
 
 
+_SHARED_FIELDS = ("dataset", "teacher", "teacher_widths", "teacher_kwargs", "teacher_epochs", "teacher_lr",
+                  "teacher_augment", "student", "student_widths", "hard_epochs", "hard_lr", "hard_weight_decay",
+                  "hard_augment", "dataset_kwargs")
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def _gap(teacher: float, hard: float, distilled: float) -> float:
+    return (distilled - hard) / (teacher - hard) if teacher > hard else float("nan")
+
+
 @dataclass
 class KDComparison:
-    """Accuracies of teacher, hard-label student and distilled student, one entry per seed."""
+    """Accuracies of teacher, hard-label student and distilled student(s), one entry per seed.
+
+    ``variants[name]`` holds the accuracies of other distilled students (other KD settings, the
+    same teacher and hard-label student per seed); their recipes are in ``variant_recipes``.
+    """
 
     dataset: str
     recipe: Recipe
@@ -308,32 +325,41 @@ class KDComparison:
     hard: list[float]
     distilled: list[float]
     split: str = "test"
-
-    @staticmethod
-    def _stats(values: list[float]) -> dict[str, float]:
-        return {
-            "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        }
+    variants: dict[str, list[float]] = field(default_factory=dict)
+    variant_recipes: dict[str, Recipe] = field(default_factory=dict)
 
     @property
     def gap_closed(self) -> float:
         """(distilled - hard) / (teacher - hard), on the means; NaN if the teacher is not better."""
-        t, h, d = (statistics.fmean(v) for v in (self.teacher, self.hard, self.distilled))
-        return (d - h) / (t - h) if t > h else float("nan")
+        return _gap(*(statistics.fmean(v) for v in (self.teacher, self.hard, self.distilled)))
 
     def summary(self) -> dict[str, object]:
-        """A JSON-ready summary: mean and std of each accuracy, T, alpha, gap closed."""
-        return {
-            "teacher": self._stats(self.teacher),
-            "hard": self._stats(self.hard),
-            "distilled": self._stats(self.distilled),
+        """A JSON-ready summary: mean and std of each accuracy, T, alpha, gap closed (and variants')."""
+        out: dict[str, object] = {
+            "teacher": _stats(self.teacher),
+            "hard": _stats(self.hard),
+            "distilled": _stats(self.distilled),
             "T": self.recipe.T,
             "alpha": self.recipe.alpha,
             "gap_closed": self.gap_closed,
+            "transfer_samples": self.recipe.transfer_samples,
             "seeds": list(self.seeds),
             "split": self.split,
         }
+        if self.variants:
+            t, h = statistics.fmean(self.teacher), statistics.fmean(self.hard)
+            out["variants"] = {
+                name: {
+                    "distilled": _stats(values),
+                    "T": self.variant_recipes[name].T,
+                    "alpha": self.variant_recipes[name].alpha,
+                    "gap_closed": _gap(t, h, statistics.fmean(values)),
+                    "transfer_samples": self.variant_recipes[name].transfer_samples,
+                    "kd_augment": self.variant_recipes[name].kd_augment,
+                }
+                for name, values in self.variants.items()
+            }
+        return out
 
 
 def compare(
@@ -341,6 +367,7 @@ def compare(
     recipe: Recipe | None = None,
     seeds: Sequence[int] = range(5),
     validation: bool = False,
+    variants: dict[str, Recipe] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> KDComparison:
@@ -356,27 +383,48 @@ def compare(
         One teacher and one pair of students per seed (students start from the same weights).
     validation : bool
         Evaluate on a validation split of the training set (for tuning) instead of the test set.
+    variants : dict of name to Recipe, optional
+        Other KD settings to distil with, from the same teacher per seed; they must share the
+        recipe's teacher, student and hard-label settings (default :data:`RECIPE_VARIANTS`
+        of the data set when ``recipe`` is None, else none).
     log : callable, optional
         Called with one line per seed (e.g. ``print``).
     """
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if not isinstance(data, Dataset):
         raise TypeError(f"dataset must be a name or a kdlab.Dataset, got {type(dataset).__name__}")
+    if variants is None:
+        variants = dict(RECIPE_VARIANTS.get(data.name, {})) if recipe is None else {}
     recipe = _check_recipe(recipe if recipe is not None else get_recipe(data.name))
+    for name, other in variants.items():
+        _check_recipe(other)
+        diff = [f for f in _SHARED_FIELDS if getattr(other, f) != getattr(recipe, f)]
+        if diff:
+            raise ValueError(f"variant {name!r} must share the recipe's teacher, student and hard-label settings; "
+                             f"it differs in {', '.join(diff)}")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed, got an empty sequence")
     if validation:
         data = data.validation_split(0.2, seed=0)
-    transfer = transfer_set(data, recipe)
-    result = KDComparison(data.name, recipe, seeds, [], [], [], split="validation" if validation else "test")
+    transfers = {name: transfer_set(data, r) for name, r in [("", recipe), *variants.items()]}
+    result = KDComparison(data.name, recipe, seeds, [], [], [], split="validation" if validation else "test",
+                          variants={name: [] for name in variants}, variant_recipes=dict(variants))
+
+    def score(model: nn.Module) -> float:
+        return accuracy(predict_logits(model, data.x_test), data.y_test)
+
     for seed in seeds:
         teacher = train_teacher(data, recipe, seed=seed, progress=progress)
-        hard = train_hard_student(data, recipe, seed=seed, progress=progress)
-        kd = train_distilled_student(data, teacher, recipe, seed=seed, transfer=transfer, progress=progress)
-        for values, model in ((result.teacher, teacher), (result.hard, hard), (result.distilled, kd)):
-            values.append(accuracy(predict_logits(model, data.x_test), data.y_test))
+        result.teacher.append(score(teacher))
+        result.hard.append(score(train_hard_student(data, recipe, seed=seed, progress=progress)))
+        result.distilled.append(score(train_distilled_student(data, teacher, recipe, seed=seed,
+                                                              transfer=transfers[""], progress=progress)))
+        for name, other in variants.items():
+            result.variants[name].append(score(train_distilled_student(data, teacher, other, seed=seed,
+                                                                       transfer=transfers[name], progress=progress)))
         if log is not None:
+            extra = "".join(f"  {name} {values[-1]:.3f}" for name, values in result.variants.items())
             log(f"{data.name} seed {seed}: teacher {result.teacher[-1]:.3f}  hard {result.hard[-1]:.3f}  "
-                f"distilled {result.distilled[-1]:.3f}")
+                f"distilled {result.distilled[-1]:.3f}{extra}")
     return result

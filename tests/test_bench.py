@@ -88,6 +88,12 @@ def test_quick_bench_markdown_states_targets_and_machine(quick_run):
     assert "Quick mode" in md
 
 
+def test_peak_rss_sees_a_child_process():
+    with bench._PeakRSS(interval=0.02) as mem:
+        subprocess.run([sys.executable, "-c", "import time; x = b'x' * (200 * 2**20); time.sleep(0.5)"], check=True)
+    assert mem.peak > 200 * 2**20, f"peak {mem.peak / 2**20:.0f} MB; the child held 200 MB"
+
+
 def test_verdicts():
     assert bench._verdict(30.0, 45.0) == "met"
     assert bench._verdict(60.0, 45.0, unit=" s") == "missed by 15 s (33%)"
