@@ -393,6 +393,8 @@ class TransferComparison:
     accuracies: dict[str, list[float]] = field(default_factory=dict)
     parameters: dict[str, int] = field(default_factory=dict)
     pseudo_label_accuracy: dict[str, list[float]] = field(default_factory=dict)
+    n_labelled: int = 0
+    n_unlabelled: int = 0
 
     def means(self) -> dict[str, float]:
         return {m: statistics.fmean(v) for m, v in self.accuracies.items() if v}
@@ -480,6 +482,7 @@ def compare_transfer(
     result.parameters = {m: count_parameters(teacher, trainable_only=False) for m in METHODS}
     for seed in seeds:
         split = few_labels(target, k, seed=seed)
+        result.n_labelled, result.n_unlabelled = len(split.y_labelled), len(split.x_unlabelled)
         result.accuracies["source teacher"].append(teacher_acc)
 
         step(f"seed {seed}: student on the {len(split.y_labelled)} labels")
@@ -923,29 +926,45 @@ def describe_transfer(result: TransferComparison, source_accuracy: float) -> str
     n = len(result.seeds)
     p = result.parameters
     ratio = p["fine-tune all"] / p["student, k labels"]
+    def cmp(a: str, b: str) -> str:
+        return _versus(m[a], s[a], m[b], s[b])
+
+    head_start = {
+        "above": "the source features are a head start",
+        "about the same as": "here the source features are no clear head start over learning from scratch",
+        "below": "the source features hinder more than they help on this target",
+    }[cmp("fine-tune all", "student, k labels")]
+    head_why = {
+        "below": "features learnt on the source do not fit the shifted images, and a new head on top cannot repair that",
+        "about the same as": "the source features already suit the target, so training them as well adds little",
+        "above": "with so few labels, training fewer parameters overfits less",
+    }[cmp("fine-tune head", "fine-tune all")]
+    distil_why = {
+        "below": "the student learns the teacher's function, mistakes included, and falls a little short of it",
+        "about the same as": "the student learns the teacher's function, mistakes included",
+        "above": "matching the teacher on target images smooths some of its mistakes, but the student still "
+                 "learns from the teacher's guesses, mistakes included",
+    }[cmp("distil source teacher", "source teacher")]
     lines = [
-        f"- **The shift is real.** The source teacher scores {source_accuracy:.3f} on clean test images and "
+        f"- **The shift.** The source teacher scores {source_accuracy:.3f} on clean test images and "
         f"{m['source teacher']:.3f} on the target's: a drop of {source_accuracy - m['source teacher']:.3f}.",
-        f"- **A few labels alone.** The small student trained on the {10 * result.k} labelled images "
-        f"({result.k} per class) reaches {m['student, k labels']:.3f} ± {s['student, k labels']:.3f}, "
-        f"{_versus(m['student, k labels'], s['student, k labels'], m['source teacher'], 0)} the unadapted teacher.",
+        f"- **A few labels alone.** The small student trained on the {result.n_labelled} labelled "
+        f"images ({result.k} per class) reaches {m['student, k labels']:.3f} ± {s['student, k labels']:.3f}, "
+        f"{cmp('student, k labels', 'source teacher')} the unadapted teacher.",
         f"- **Fine-tuning (transfer learning).** Fine-tuning all of the teacher's layers on the same labels "
-        f"gives {m['fine-tune all']:.3f} ± {s['fine-tune all']:.3f}, "
-        f"{_versus(m['fine-tune all'], s['fine-tune all'], m['student, k labels'], s['student, k labels'])} "
-        f"the student trained from scratch: the source features are a head start. Only the head gives "
-        f"{m['fine-tune head']:.3f} ± {s['fine-tune head']:.3f}, "
-        f"{_versus(m['fine-tune head'], s['fine-tune head'], m['fine-tune all'], s['fine-tune all'])} all layers: "
-        f"features learnt on upright digits do not fit the shifted ones, and a new head on top cannot repair that.",
-        f"- **Distillation alone does not adapt.** Distilling the source teacher into the student on the "
-        f"unlabelled target images gives {m['distil source teacher']:.3f} ± {s['distil source teacher']:.3f}, "
-        f"{_versus(m['distil source teacher'], s['distil source teacher'], m['source teacher'], 0)} the teacher it "
-        f"copies ({m['source teacher']:.3f}): the student learns the teacher's function, mistakes included. "
-        f"Distillation moves knowledge between models; it brings no new knowledge about the domain.",
+        f"gives {m['fine-tune all']:.3f} ± {s['fine-tune all']:.3f}, {cmp('fine-tune all', 'student, k labels')} "
+        f"the student trained from scratch: {head_start}. Only the head gives "
+        f"{m['fine-tune head']:.3f} ± {s['fine-tune head']:.3f}, {cmp('fine-tune head', 'fine-tune all')} all "
+        f"layers: {head_why}.",
+        f"- **Distillation alone.** Distilling the source teacher into the student on the unlabelled target "
+        f"images gives {m['distil source teacher']:.3f} ± {s['distil source teacher']:.3f}, "
+        f"{cmp('distil source teacher', 'source teacher')} the teacher it copies ({m['source teacher']:.3f}): "
+        f"{distil_why}. Distillation moves knowledge between models; it brings no new knowledge of the domain.",
         f"- **Both.** Fine-tune first, then distil on the unlabelled target images and finish with the labels: "
         f"{m['fine-tune, then distil']:.3f} ± {s['fine-tune, then distil']:.3f}, "
-        f"{_versus(m['fine-tune, then distil'], s['fine-tune, then distil'], m['fine-tune all'], s['fine-tune all'])} "
-        f"the fine-tuned teacher ({m['fine-tune all']:.3f}) with {ratio:.0f}x fewer parameters "
-        f"({p['fine-tune, then distil']:,} against {p['fine-tune all']:,}).",
+        f"{cmp('fine-tune, then distil', 'fine-tune all')} the fine-tuned teacher ({m['fine-tune all']:.3f}) "
+        f"with {ratio:.0f}x fewer parameters ({p['fine-tune, then distil']:,} against {p['fine-tune all']:,}), "
+        f"and {cmp('fine-tune, then distil', 'student, k labels')} the same student trained on the labels alone.",
     ]
     if "fine-tuned teacher" in result.pseudo_label_accuracy:
         src = statistics.fmean(result.pseudo_label_accuracy["source teacher"])
