@@ -257,4 +257,4 @@ def test_project_2d_is_deterministic_and_explains_variance():
     pts, explained = hints.project_2d(x)
     assert pts.shape == (50, 2) and explained[0] > 0.5 and explained.sum() <= 1 + 1e-9
     assert np.allclose(hints.project_2d(x)[0], pts)
-    assert np.allclose(hints.project_2d(-x)[0], pts), "the sign convention makes the picture deterministic"
+    assert np.allclose(hints.project_2d(-x)[0], -pts), "fixed component signs: negated data, negated points"
