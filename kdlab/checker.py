@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import distillation_loss
+from .models import single_thread
 
 __all__ = ["LossReport", "check_distillation_loss"]
 
@@ -409,14 +410,11 @@ def check_distillation_loss(fn: LossFn) -> LossReport:
     if not callable(fn):
         return LossReport(False, [f"expected a function fn(student_logits, teacher_logits, targets, T, alpha), "
                                   f"got {type(fn).__name__}"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a busy machine
     try:
-        return _check(fn)
+        with single_thread():  # tiny tensors: threads only add overhead on a busy machine
+            return _check(fn)
     except Exception as exc:  # a bug in a strange loss must not crash the learner's notebook
         return LossReport(False, [f"the check could not finish: {type(exc).__name__}: {exc}"])
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check(fn: Callable) -> LossReport:

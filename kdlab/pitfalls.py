@@ -28,7 +28,7 @@ from ._checks import check_alpha, check_choice, check_positive_int, check_temper
 from .data import Dataset
 from .losses import distillation_loss
 from .metrics import accuracy, mean_kl
-from .models import predict_logits
+from .models import predict_logits, single_thread
 
 __all__ = [
     "BUGS", "Bug",
@@ -297,7 +297,7 @@ def train_with_loss(
     # As kdlab.train does: a teacher in eval mode without gradients gives fixed targets, computed once.
     cached = predict_logits(teacher, x) if (teacher_mode == "eval" and teacher_no_grad) else None
     losses = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_thread():
         warnings.simplefilter("ignore")  # nn.KLDivLoss()'s warning: shown once in the notebook instead
         for _ in range(epochs):
             model.train()

@@ -24,13 +24,10 @@ def batch():
 @pytest.fixture(scope="module")
 def small():
     """A tiny digits setup: a trained teacher with dropout and a student factory."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: faster on a busy machine
     data = kdlab.load_dataset("digits").subsample(0.15, seed=0)
     teacher = kdlab.make_model("mlp", data.input_shape, 10, widths=(64,), dropout=0.3, seed=0)
     kdlab.train(teacher, data.x_train, data.y_train, epochs=15, lr=1e-2, progress=False)
-    yield data, teacher, lambda seed: kdlab.make_model("mlp", data.input_shape, 10, widths=(8,), seed=seed)
-    torch.set_num_threads(threads)
+    return data, teacher, lambda seed: kdlab.make_model("mlp", data.input_shape, 10, widths=(8,), seed=seed)
 
 
 def soft(fn, s, t, T=4.0):
