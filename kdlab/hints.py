@@ -37,14 +37,14 @@ from torch import nn
 
 from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
 from .metrics import accuracy
-from .models import predict_logits
+from .models import predict_logits, single_thread
 from .training import History, train
 
 __all__ = [
     "capture_features", "make_regressor", "regressor_for", "Regressor", "hint_loss", "linear_cka",
     "project_2d", "layer_features", "HintHistory", "fit_hints", "HintedStudent", "FitNetsResult",
     "train_fitnets", "train_joint", "HintExplorer", "plot_projections", "METHODS", "HintSetup",
-    "run_method", "compare_methods", "summarise",
+    "run_method", "compare_methods",
 ]
 
 Layer = str | int | nn.Module
@@ -501,20 +501,19 @@ def fit_hints(
     start = time.perf_counter()
     student.train()
     try:
-        for epoch in range(1, epochs + 1):
-            perm = torch.randperm(len(x), generator=gen)
-            total = 0.0
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                with capture_features(student, g) as feats:
-                    student.features(x[idx])  # features() runs the blocks only, not the head
-                loss = hint_loss(feats[g], targets[idx], regressor)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-            history.epoch.append(epoch)
-            history.loss.append(total / len(x))
+        with single_thread():  # as in kdlab.train: tiny models train faster on one thread
+            for epoch in range(1, epochs + 1):
+                perm = torch.randperm(len(x), generator=gen)
+                total = 0.0
+                for i in range(0, len(x), batch_size):
+                    idx = perm[i : i + batch_size]
+                    loss = hint_loss(student.features(x[idx])[g], targets[idx], regressor)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(idx)
+                history.epoch.append(epoch)
+                history.loss.append(total / len(x))
     finally:
         student.eval()
         history.seconds = time.perf_counter() - start
@@ -750,26 +749,15 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
 
 
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
-                    progress: bool = True):
-    """Run every method on every seed; returns a long pandas DataFrame (one row per run)."""
-    import pandas as pd
+                    progress: bool = True) -> list[dict]:
+    """Run every method on every seed: one record per run (see :func:`run_method`).
+
+    ``kdlab.metrics.summarize(records, by="method")`` turns them into a mean ± std table.
+    """
     from tqdm.auto import tqdm
 
     runs = [(m, s) for s in seeds for m in methods]
-    rows = [run_method(setup, m, s) for m, s in tqdm(runs, desc="students", disable=not progress, leave=False)]
-    return pd.DataFrame(rows)
-
-
-def summarise(runs, by: str = "method", columns: Sequence[str] = ("accuracy", "cka")):
-    """Mean and standard deviation over seeds, per ``by`` group, rounded to 3 decimals.
-
-    Keeps the groups in the order they first appear.
-    """
-    order = list(dict.fromkeys(runs[by]))
-    table = runs.groupby(by)[list(columns)].agg(["mean", "std"]).round(3).reindex(order)
-    table.columns = [f"{c} {stat}" for c, stat in table.columns]
-    table.insert(0, "seeds", runs.groupby(by).size().reindex(order))
-    return table
+    return [run_method(setup, m, s) for m, s in tqdm(runs, desc="students", disable=not progress, leave=False)]
 
 
 class HintExplorer:
