@@ -1,0 +1,557 @@
+"""Live widgets for the temperature-and-alpha notebook, and a playground for the classroom.
+
+Two widgets, both built on ipywidgets sliders and a plotly ``FigureWidget`` (rendered through
+anywidget in JupyterLab, Notebook 7 and Voila):
+
+- :class:`TemperatureExplorer`: a T slider reshapes a teacher's softened distribution (bars) and
+  moves a marker along its entropy curve. A pure redraw, measured in milliseconds.
+- :class:`Playground` (build it with :func:`playground`): on a 2-D data set, the teacher's and the
+  student's decision regions side by side, sliders for T, alpha and the student's size, and live
+  accuracy/agreement curves while the student re-trains. ``playground(size="large")`` is the
+  demo mode for a presenter: big fonts and a big figure, readable from the back of a room.
+
+Every callback is a plain method (:meth:`TemperatureExplorer.set_T`, :meth:`Playground.retrain`,
+:meth:`Playground.set`) that tests and notebooks call directly; moving a slider calls the same method.
+
+How the playground avoids overlapping trainings
+------------------------------------------------
+Sliders use ``continuous_update=False``: a change arrives once, when the slider is released.
+With ``background=True`` (the default) a change does not train in the slider's callback (which
+would block the kernel); it records the newest settings and wakes one worker thread. There is
+only ever one worker and it trains one student at a time. While it trains, it checks after every
+epoch whether newer settings have arrived; if so it abandons the current student (stopping
+:func:`kdlab.train` cleanly from its callback) and starts on the newest settings. Settings
+that were superseded while waiting are skipped, never queued. So a learner who drags three
+sliders in a row sees one training, for the last settings, and the kernel stays responsive.
+``background=False`` trains synchronously in the callback instead (kept short: about one to
+three seconds), which is simpler to reason about and is what the tests use.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
+from .data import Dataset, load_dataset
+from .metrics import accuracy, agreement
+from .models import count_parameters, make_model, predict_logits
+from .plots import OKABE_ITO
+from .training import History, TrainState, train
+
+__all__ = ["STUDENT_SIZES", "TemperatureExplorer", "Playground", "playground", "entropy"]
+
+#: Student sizes offered by the playground's size slider: name -> hidden widths (``()`` = linear).
+STUDENT_SIZES: dict[str, tuple[int, ...]] = {
+    "linear": (),
+    "MLP 4": (4,),
+    "MLP 16": (16,),
+    "MLP 64": (64,),
+    "MLP 32x32": (32, 32),
+}
+
+_SIZES = ("normal", "large")
+_BLUE, _ORANGE, _GREEN, _VERMILLION = OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[3]
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats along the last axis (``0 * log 0`` counts as 0)."""
+    p = probs.clamp_min(0)
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+
+
+def _check_size(size: str, demo: bool) -> str:
+    check_choice(size, "size", _SIZES)
+    return "large" if demo else size
+
+
+def _style(size: str) -> dict:
+    if size == "large":
+        return {"font": 22, "title": 26, "height": 760, "width": 1600, "slider": "620px", "marker": 9}
+    return {"font": 12, "title": 14, "height": 420, "width": 1000, "slider": "420px", "marker": 5}
+
+
+def _large_css() -> str:
+    """CSS that enlarges slider labels and read-outs inside widgets tagged ``kdlab-large``."""
+    return ("<style>.kdlab-large .widget-label, .kdlab-large .widget-readout, .kdlab-large .widget-html-content "
+            "{font-size: 24px !important; line-height: 1.4 !important;} .kdlab-large .widget-label "
+            "{min-width: 11em !important;}</style>")
+
+
+# ------------------------------------------------------------------------------------------------
+# Temperature explorer
+# ------------------------------------------------------------------------------------------------
+
+
+class TemperatureExplorer:
+    """A T slider that reshapes one teacher distribution live: bars and the entropy curve.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        The teacher's logits for one example, shape ``(n_classes,)``.
+    class_names : sequence of str
+        One name per class, for the bars.
+    T : float
+        Initial temperature.
+    title : str
+        What the example is (shown in the figure's title).
+    size : {"normal", "large"}
+        ``"large"`` enlarges fonts and the figure for a projector.
+
+    Attributes
+    ----------
+    t_slider : ipywidgets.FloatLogSlider
+        Moving it calls :meth:`set_T` (continuous updates: it is a pure redraw).
+    fig : plotly.graph_objects.FigureWidget
+        Trace 0: the bars at the current T; trace 1: the bars at T = 1 (outline); trace 2: entropy
+        against T; trace 3: the marker at the current T.
+    """
+
+    T_MIN, T_MAX = 0.25, 32.0
+
+    def __init__(self, logits: torch.Tensor, class_names: Sequence[str], T: float = 1.0, *,
+                 title: str = "teacher", size: str = "normal") -> None:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 1 or not logits.is_floating_point():
+            raise ValueError(f"logits must be a 1-D float tensor (one example), got {getattr(logits, 'shape', logits)!r}")
+        if len(class_names) != len(logits):
+            raise ValueError(f"class_names must have one name per class ({len(logits)}), got {len(class_names)}")
+        T = check_temperature(T)
+        size = _check_size(size, False)
+        st = _style(size)
+        self.logits = logits.detach().float()
+        self.class_names = [str(c) for c in class_names]
+        self.title = title
+        self._t_grid = np.geomspace(self.T_MIN, self.T_MAX, 200)
+        z = self.logits[None, :] / torch.tensor(self._t_grid, dtype=torch.float32)[:, None]
+        self._entropy_curve = entropy(torch.softmax(z, -1)).numpy()
+        self.max_entropy = math.log(len(logits))
+
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
+                            subplot_titles=("softened distribution softmax(z / T)", "entropy of the distribution"))
+        p1 = torch.softmax(self.logits, -1).numpy()
+        fig.add_trace(go.Bar(x=self.class_names, y=p1, name="at the slider's T", marker_color=_BLUE), 1, 1)
+        fig.add_trace(go.Bar(x=self.class_names, y=p1, name="at T = 1", marker_color="rgba(0,0,0,0)",
+                             marker_line=dict(color=OKABE_ITO[7], width=1.5)), 1, 1)
+        fig.add_trace(go.Scatter(x=self._t_grid, y=self._entropy_curve, mode="lines", name="entropy H(T)",
+                                 line=dict(color=_GREEN, width=3)), 1, 2)
+        fig.add_trace(go.Scatter(x=[T], y=[0.0], mode="markers", name="current T",
+                                 marker=dict(color=_VERMILLION, size=3 * st["marker"], symbol="diamond")), 1, 2)
+        fig.add_hline(y=self.max_entropy, line_dash="dash", line_color=OKABE_ITO[7], row=1, col=2,
+                      annotation_text=f"log {len(logits)} (uniform)", annotation_position="bottom right")
+        fig.update_layout(barmode="overlay", height=st["height"] * 0.85, font=dict(size=st["font"]),
+                          margin=dict(t=80, l=60, r=20, b=60), legend=dict(orientation="h", y=-0.25),
+                          title=dict(text="", font=dict(size=st["title"])))
+        fig.update_xaxes(title_text="class", row=1, col=1)
+        fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
+        fig.update_xaxes(title_text="temperature T (log scale)", type="log", row=1, col=2)
+        fig.update_yaxes(title_text="entropy (nats)", range=[0, self.max_entropy * 1.1], row=1, col=2)
+        self.fig = go.FigureWidget(fig)
+        self.t_slider = W.FloatLogSlider(value=T, base=2, min=math.log2(self.T_MIN), max=math.log2(self.T_MAX),
+                                         step=0.05, description="temperature T", continuous_update=True,
+                                         readout_format=".2f", style={"description_width": "initial"},
+                                         layout=W.Layout(width=st["slider"]))
+        self.t_slider.observe(self._on_slider, names="value")
+        self.ui = W.VBox([self.t_slider, self.fig])
+        if size == "large":
+            self.ui = W.VBox([W.HTML(_large_css()), *self.ui.children])
+            self.ui.add_class("kdlab-large")
+        self.T = T
+        self.set_T(T)
+
+    def probabilities(self, T: float) -> torch.Tensor:
+        """The teacher's softened distribution ``softmax(logits / T)``."""
+        return torch.softmax(self.logits / check_temperature(T), -1)
+
+    def set_T(self, T: float) -> float:
+        """Redraw for temperature ``T`` (the slider's callback); returns the entropy in nats."""
+        T = check_temperature(T)
+        p = self.probabilities(T)
+        h = float(entropy(p))
+        self.T, self.current_entropy = T, h
+        with self.fig.batch_update():
+            self.fig.data[0].y = p.numpy()
+            self.fig.data[3].x = [T]
+            self.fig.data[3].y = [h]
+            self.fig.layout.title.text = (f"{self.title}: T = {T:.2f}, entropy {h:.2f} nats "
+                                          f"(max {self.max_entropy:.2f}), top class {p.max():.0%}")
+        return h
+
+    def _on_slider(self, change: dict) -> None:
+        self.set_T(change["new"])
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Playground
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One training request of the playground."""
+
+    T: float
+    alpha: float
+    student: str
+
+
+@lru_cache(maxsize=4)
+def _trained_teacher(dataset: str, widths: tuple[int, ...], epochs: int, seed: int):
+    data = load_dataset(dataset, n_samples=1000, seed=seed)
+    teacher = make_model("mlp", data.input_shape, data.n_classes, widths=widths, seed=seed)
+    train(teacher, data.x_train, data.y_train, epochs=epochs, lr=1e-2, seed=seed, progress=False)
+    return data, teacher
+
+
+class Playground:
+    """Teacher and student decision regions on a 2-D data set, with T, alpha and student-size sliders.
+
+    Build it with :func:`playground`. Changing a slider re-trains the student from the same seeded
+    initial weights with :func:`kdlab.train` (so the same settings always give the same student),
+    streaming its decision regions and its test accuracy and agreement with the teacher every
+    ``update_every`` epochs. See the module docstring for how overlapping trainings are avoided.
+
+    Attributes
+    ----------
+    t_slider, alpha_slider, size_slider : ipywidgets widgets
+        Setting ``.value`` (in a test, or in the browser) requests a re-training.
+    fig : plotly.graph_objects.FigureWidget
+        Traces: 0 teacher's p(class 1), 1 student's p(class 1), 2-5 the test points of each class
+        (on both panels), 6 student accuracy, 7 agreement with the teacher, 8 the teacher's
+        accuracy (reference line).
+    history : kdlab.History or None
+        The last finished (or interrupted) training.
+    last_seconds : float
+        Wall-clock seconds of the last training, figure updates included.
+    trainings : int
+        Number of trainings started so far.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "spirals",
+        *,
+        T: float = 4.0,
+        alpha: float = 0.9,
+        student: str = "MLP 4",
+        size: str = "normal",
+        epochs: int = 40,
+        update_every: int = 4,
+        resolution: int | None = None,
+        teacher_widths: Sequence[int] = (64, 64, 64),
+        seed: int = 0,
+        background: bool = True,
+    ) -> None:
+        import ipywidgets as W
+
+        check_choice(dataset, "dataset", ["spirals", "moons"])
+        check_choice(student, "student", list(STUDENT_SIZES))
+        self.size = check_choice(size, "size", _SIZES)
+        self.epochs = check_positive_int(epochs, "epochs")
+        self.update_every = check_positive_int(update_every, "update_every")
+        self.seed = int(seed)
+        self.background = bool(background)
+        st = self._st = _style(self.size)
+        self.data, self.teacher = _trained_teacher(dataset, tuple(teacher_widths), 150, self.seed)
+        self.resolution = check_positive_int(resolution or (70 if self.size == "large" else 50), "resolution", 10)
+        self._grid_axes, self._grid = self._make_grid()
+        self._teacher_test = predict_logits(self.teacher, self.data.x_test)
+        self.teacher_accuracy = accuracy(self._teacher_test, self.data.y_test)
+
+        self.history: History | None = None
+        self.last_seconds = 0.0
+        self.trainings = 0
+        self.student_model = None
+        self._lock = threading.Lock()  # held while a student trains: never two at once
+        self._pending: Settings | None = None
+        self._wake = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._active = 0
+        self.max_concurrent = 0  # the most trainings ever running at the same time (tests check it is 1)
+        self._muted = False
+
+        slider_kw = dict(continuous_update=False, style={"description_width": "initial"},
+                         layout=W.Layout(width=st["slider"]))
+        self.t_slider = W.FloatLogSlider(value=check_temperature(T), base=2, min=-1, max=5, step=0.25,
+                                         description="temperature T", readout_format=".2f", **slider_kw)
+        self.alpha_slider = W.FloatSlider(value=check_alpha(alpha), min=0, max=1, step=0.05,
+                                          description="alpha (weight of soft loss)", readout_format=".2f", **slider_kw)
+        self.size_slider = W.SelectionSlider(options=list(STUDENT_SIZES), value=student,
+                                             description="student size", **slider_kw)
+        self.status = W.HTML(value="")
+        for s in (self.t_slider, self.alpha_slider, self.size_slider):
+            s.observe(self._on_slider, names="value")
+        self.fig = self._make_figure()
+        controls = W.VBox([self.t_slider, self.alpha_slider, self.size_slider, self.status])
+        children = [controls, self.fig]
+        if self.size == "large":
+            children.insert(0, W.HTML(_large_css() + "<h1 style='font-size:40px;margin:4px 0'>"
+                                      "Knowledge distillation playground</h1>"))
+        self.ui = W.VBox(children)
+        if self.size == "large":
+            self.ui.add_class("kdlab-large")
+
+    # -- settings --------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The sliders' current values."""
+        return Settings(float(self.t_slider.value), float(self.alpha_slider.value), str(self.size_slider.value))
+
+    def set(self, *, T: float | None = None, alpha: float | None = None, student: str | None = None,
+            retrain: bool = True) -> None:
+        """Set several sliders at once, then request one re-training (not one per slider)."""
+        if T is not None:
+            T = check_temperature(T)
+        if alpha is not None:
+            alpha = check_alpha(alpha)
+        if student is not None:
+            check_choice(student, "student", list(STUDENT_SIZES))
+        self._muted = True
+        try:
+            if T is not None:
+                self.t_slider.value = T
+            if alpha is not None:
+                self.alpha_slider.value = alpha
+            if student is not None:
+                self.size_slider.value = student
+        finally:
+            self._muted = False
+        if retrain:
+            self.request_retrain()
+
+    def _on_slider(self, change: dict) -> None:
+        if not self._muted:
+            self.request_retrain()
+
+    # -- training --------------------------------------------------------------------------------
+    def request_retrain(self) -> None:
+        """What a slider change calls: train now (``background=False``) or hand the newest settings
+        to the single worker thread, which abandons a training whose settings are out of date."""
+        if not self.background:
+            self.retrain()
+            return
+        with self._wake:
+            self._pending = self.settings
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="kdlab-playground", daemon=True)
+                self._worker.start()
+            self._wake.notify()
+        self.status.value = "<b>re-training…</b>"
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                if self._pending is None:
+                    self._worker = None
+                    return
+                settings, self._pending = self._pending, None
+            try:
+                self._train(settings, supersedable=True)
+            except Exception as exc:  # a background thread must report, not die silently
+                self.status.value = f"<b>training failed:</b> {type(exc).__name__}: {exc}"
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the background worker is idle; returns False on timeout."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            worker = self._worker
+            if worker is None or not worker.is_alive():
+                return True
+            worker.join(timeout=max(0.0, deadline - time.perf_counter()))
+            if time.perf_counter() >= deadline:
+                return not worker.is_alive()
+
+    def retrain(self, settings: Settings | None = None) -> History:
+        """Train the student for the current sliders (or ``settings``) now, in this thread.
+
+        Waits for any running training to finish first: two trainings never overlap.
+        """
+        return self._train(settings or self.settings, supersedable=False)
+
+    def make_student(self, student: str | None = None) -> torch.nn.Module:
+        """A fresh student of the given size, with the playground's seeded initial weights."""
+        widths = STUDENT_SIZES[check_choice(student or self.settings.student, "student", list(STUDENT_SIZES))]
+        return make_model("mlp" if widths else "linear", self.data.input_shape, self.data.n_classes,
+                          widths=widths or None, seed=self.seed)
+
+    def _train(self, settings: Settings, supersedable: bool) -> History:
+        with self._lock:
+            self._active += 1
+            self.max_concurrent = max(self.max_concurrent, self._active)
+            self.trainings += 1
+            try:
+                return self._train_locked(settings, supersedable)
+            finally:
+                self._active -= 1
+
+    def _train_locked(self, settings: Settings, supersedable: bool) -> History:
+        student = self.make_student(settings.student)
+        n_params = count_parameters(student)
+        start = time.perf_counter()
+        self.status.value = f"<b>training</b> {settings.student} at T={settings.T:.2f}, alpha={settings.alpha:.2f}…"
+        curves: dict[str, list] = {"epoch": [], "acc": [], "agree": []}
+
+        def on_epoch(state: TrainState) -> None:
+            if supersedable and self._pending is not None:
+                raise KeyboardInterrupt  # newer settings arrived: kdlab.train stops cleanly
+            h = state.history
+            curves["epoch"].append(state.epoch)
+            curves["acc"].append(h.eval_accuracy[-1])
+            curves["agree"].append(h.eval_agreement[-1])
+            if state.epoch % self.update_every == 0 or state.epoch == state.epochs:
+                self._draw_student(state.model, curves, settings, n_params, state.epoch)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an abandoned training warns that it was interrupted
+            history = train(student, self.data.x_train, self.data.y_train, teacher=self.teacher, T=settings.T,
+                            alpha=settings.alpha, epochs=self.epochs, batch_size=64, lr=1e-2, seed=self.seed,
+                            eval_set=(self.data.x_test, self.data.y_test), callbacks=[on_epoch], progress=False)
+        self.last_seconds = time.perf_counter() - start
+        if not history.interrupted:
+            self.history, self.student_model = history, student
+            self.status.value = (f"trained in {self.last_seconds:.1f} s: test accuracy "
+                                 f"{history.eval_accuracy[-1]:.1%}, agreement {history.eval_agreement[-1]:.1%}")
+        return history
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _make_grid(self):
+        x = self.data.x_train
+        lo, hi = (x.min(0).values - 0.3).numpy(), (x.max(0).values + 0.3).numpy()
+        xs = np.linspace(lo[0], hi[0], self.resolution)
+        ys = np.linspace(lo[1], hi[1], self.resolution)
+        xx, yy = np.meshgrid(xs, ys)
+        return (xs, ys), torch.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
+
+    def _p_class1(self, model: torch.nn.Module) -> np.ndarray:
+        probs = torch.softmax(predict_logits(model, self._grid), -1)[:, 1]
+        return probs.reshape(self.resolution, self.resolution).numpy().round(3)
+
+    def _make_figure(self):
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        st = self._st
+        xs, ys = self._grid_axes
+        scale = [[0.0, _ORANGE], [0.5, "#FFFFFF"], [1.0, _BLUE]]
+        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
+                            subplot_titles=(f"teacher: test accuracy {self.teacher_accuracy:.1%}",
+                                            "student (not trained yet)", "student while it trains"))
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=self._p_class1(self.teacher), zmin=0, zmax=1, colorscale=scale,
+                                 showscale=False, hoverinfo="skip", name="teacher p(class 1)"), 1, 1)
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=np.full((self.resolution,) * 2, 0.5), zmin=0, zmax=1,
+                                 colorscale=scale, hoverinfo="skip", name="student p(class 1)",
+                                 colorbar=dict(title=dict(text="p(class 1)"), x=0.63, len=0.9, thickness=12)), 1, 2)
+        x, y = self.data.x_test.numpy(), self.data.y_test.numpy()
+        for col in (1, 2):
+            for c, (color, symbol) in enumerate(((_ORANGE, "circle"), (_BLUE, "triangle-up"))):
+                fig.add_trace(go.Scatter(x=x[y == c, 0], y=x[y == c, 1], mode="markers", name=f"class {c} (test)",
+                                         legendgroup=f"class {c}", showlegend=col == 1,
+                                         marker=dict(color=color, symbol=symbol, size=st["marker"],
+                                                     line=dict(color="black", width=0.5))), 1, col)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="student test accuracy",
+                                 line=dict(color=_GREEN, width=3)), 1, 3)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="agreement with teacher",
+                                 line=dict(color=_VERMILLION, width=3, dash="dot")), 1, 3)
+        fig.add_trace(go.Scatter(x=[1, self.epochs], y=[self.teacher_accuracy] * 2, mode="lines",
+                                 name="teacher test accuracy", line=dict(color=_BLUE, width=2, dash="dash")), 1, 3)
+        for col in (1, 2):
+            fig.update_xaxes(title_text="x₁", row=1, col=col)
+            fig.update_yaxes(title_text="x₂", row=1, col=col)
+        fig.update_xaxes(title_text="epoch", range=[0, self.epochs + 1], row=1, col=3)
+        fig.update_yaxes(title_text="fraction of test points", range=[0.3, 1.02], row=1, col=3)
+        fig.update_layout(height=st["height"], width=st["width"], font=dict(size=st["font"]),
+                          title=dict(text="Knowledge distillation playground: move a slider to re-train the student",
+                                     font=dict(size=st["title"])),
+                          legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=100, l=60, r=20, b=90))
+        fig.update_annotations(font_size=st["font"] + 2)
+        return go.FigureWidget(fig)
+
+    def _draw_student(self, model, curves: dict, settings: Settings, n_params: int, epoch: int) -> None:
+        z = self._p_class1(model)
+        with self.fig.batch_update():
+            self.fig.data[1].z = z
+            self.fig.data[6].x, self.fig.data[6].y = list(curves["epoch"]), list(curves["acc"])
+            self.fig.data[7].x, self.fig.data[7].y = list(curves["epoch"]), list(curves["agree"])
+            self.fig.layout.annotations[1].text = (f"student {settings.student} ({n_params} params), epoch {epoch}: "
+                                                   f"acc {curves['acc'][-1]:.1%}")
+            self.fig.layout.annotations[2].text = (f"T = {settings.T:.2f}, alpha = {settings.alpha:.2f}: "
+                                                   f"accuracy {curves['acc'][-1]:.1%}, agreement {curves['agree'][-1]:.1%}")
+
+    def to_matplotlib(self):
+        """A static matplotlib picture of the current state (for readers who cannot run widgets)."""
+        import matplotlib.pyplot as plt
+
+        from .plots import plot_decision_regions
+
+        if self.student_model is None:
+            raise ValueError("no student trained yet: call retrain() first")
+        big = self.size == "large"
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6) if not big else (22, 7))
+        s = self.settings
+        plot_decision_regions(self.teacher, self.data.x_test, self.data.y_test, ax=axes[0],
+                              title=f"teacher: test accuracy {self.teacher_accuracy:.1%}")
+        plot_decision_regions(self.student_model, self.data.x_test, self.data.y_test, ax=axes[1],
+                              title=f"student {s.student}, T={s.T:.2f}, alpha={s.alpha:.2f}")
+        h = self.history
+        axes[2].plot(h.epoch, h.eval_accuracy, color=_GREEN, lw=2, label="student test accuracy")
+        axes[2].plot(h.epoch, h.eval_agreement, color=_VERMILLION, lw=2, ls=":", label="agreement with teacher")
+        axes[2].axhline(self.teacher_accuracy, color=_BLUE, ls="--", label="teacher test accuracy")
+        axes[2].set(xlabel="epoch", ylabel="fraction of test points", title="student while it trained", ylim=(0.3, 1.02))
+        axes[2].legend(loc="lower right")
+        fig.tight_layout()
+        return fig
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+
+def playground(
+    dataset: str = "spirals",
+    *,
+    size: str = "normal",
+    demo: bool = False,
+    train_now: bool = True,
+    **kwargs: object,
+) -> Playground:
+    """Build the distillation playground (one cell: ``kdlab.widgets.playground()``).
+
+    Parameters
+    ----------
+    dataset : {"spirals", "moons"}
+        The 2-D data set.
+    size : {"normal", "large"}
+        ``"large"`` is the demo mode: big fonts and figure for a projector.
+    demo : bool
+        Shorthand for ``size="large"``.
+    train_now : bool
+        Train the student once for the initial sliders before returning (synchronously), so that
+        the figure is complete when it appears.
+    **kwargs
+        Passed to :class:`Playground` (``T``, ``alpha``, ``student``, ``epochs``, ``background``, ...).
+
+    Examples
+    --------
+    >>> pg = playground("moons", train_now=False, background=False, epochs=4)
+    >>> pg.set(T=2.0, alpha=0.5)   # re-trains once
+    >>> pg.trainings
+    1
+    """
+    pg = Playground(dataset, size=_check_size(size, demo), **kwargs)
+    if train_now:
+        pg.retrain()
+    return pg
