@@ -47,7 +47,7 @@ def compare_students(
     """
     records = []
     if teacher is not None:
-        records.append({"model": "teacher", "seed": None, **evaluate(teacher, *eval_set, teacher=teacher)})
+        records.append({"model": "teacher", "seed": None, **evaluate(teacher, *eval_set)})
     for seed in seeds:
         for name, run in runs.items():
             student = make_student(seed)

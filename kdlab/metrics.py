@@ -73,7 +73,9 @@ def evaluate(
     return result
 
 
-def summarize(records: list[dict], by: str = "model", digits: int = 3) -> "pandas.DataFrame":
+def summarize(
+    records: list[dict], by: str = "model", digits: int = 3, once: tuple[str, ...] = ("parameters",)
+) -> "pandas.DataFrame":
     """Mean and standard deviation over seeds of per-run records, one row per ``by`` value.
 
     Parameters
@@ -84,6 +86,8 @@ def summarize(records: list[dict], by: str = "model", digits: int = 3) -> "panda
         The key that names the group (the rows of the table), in order of first appearance.
     digits : int
         Rounding of the table (keeps the notebook's stored output stable and readable).
+    once : tuple of str
+        Metrics that are the same in every run of a group (the parameter count): one column each.
 
     Returns
     -------
@@ -99,8 +103,18 @@ def summarize(records: list[dict], by: str = "model", digits: int = 3) -> "panda
     if by not in frame:
         raise ValueError(f"by={by!r} is not a key of the records; keys: {', '.join(frame.columns)}")
     metrics = [c for c in frame.columns if c not in (by, "seed") and pd.api.types.is_numeric_dtype(frame[c])]
-    grouped = frame.groupby(by, sort=False)[metrics]
-    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).fillna(0.0).add_suffix(" std"))
-    table = table[[f"{m} {s}" for m in metrics for s in ("mean", "std")]]
-    table["runs"] = grouped.size()
+    groups = frame.groupby(by, sort=False)
+    grouped = groups[metrics]
+    means, distinct = grouped.mean(), grouped.nunique(dropna=False)
+    stds = grouped.std(ddof=1).fillna(0.0).mask(means.isna())  # one run: std 0; no value: NaN
+    columns = {}
+    for m in metrics:
+        if m in once:
+            if (distinct[m] > 1).any():
+                raise ValueError(f"{m!r} differs between runs of the same {by}; it cannot be reported once")
+            columns[m] = groups[m].first()
+        else:
+            columns[f"{m} mean"], columns[f"{m} std"] = means[m], stds[m]
+    table = pd.DataFrame(columns)
+    table["runs"] = groups.size()
     return table.round(digits)

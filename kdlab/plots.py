@@ -38,21 +38,27 @@ def plot_comparison(
     title: str = "Teacher and students",
     ax: Axes | None = None,
 ) -> Figure:
-    """A bar per model, with ± one standard deviation over seeds as error bars."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    """A bar per model (from 0, so heights compare honestly), ± one std over seeds as error bars.
+
+    The value is written inside each bar; the legend sits above the bars. Keys name the models;
+    a key may carry a second line (``"teacher\n59,786 params"``) that appears in the legend only.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
     names = list(means)
-    errs = [stds[n] for n in names] if stds else None
-    bars = ax.bar(names, [means[n] for n in names], yerr=errs, capsize=6,
-                  color=[_color(n, i) for i, n in enumerate(names)], label=names)
+    short = [n.split("\n")[0] for n in names]
+    top = max(means.values())
+    bars = ax.bar(short, [means[n] for n in names], yerr=[stds[n] for n in names] if stds else None,
+                  capsize=6, color=[_color(s, i) for i, s in enumerate(short)], label=names)
     for bar, name in zip(bars, names):
-        ax.annotate(f"{means[name]:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    xytext=(0, 8 if not stds else 14), textcoords="offset points", ha="center")
-    low = min(means.values()) - 0.1
-    ax.set_ylim(max(0.0, low), 1.0 if max(means.values()) <= 1 else None)
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() / 2, f"{means[name]:.3f}",
+                ha="center", va="center", color="white", fontweight="bold")
+    ax.set_ylim(0, 1.3 * top)
+    if top <= 1:  # an accuracy: no ticks above 1
+        ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel(ylabel)
     ax.set_xlabel("model")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper center", ncol=min(3, len(names)), fontsize="small", frameon=False)
     fig.tight_layout()
     return fig
 
