@@ -203,9 +203,10 @@ _FORM_PROBLEMS = {
                    "dim=-1)`; you pass probabilities (a softmax). The loss runs but its value and gradients are "
                    "wrong.",
     "log_target_missing": "The target of `kl_div` is log-probabilities but `log_target=True` is missing: kl_div "
-                          "then treats the negative numbers as probabilities, the loss is NaN, and the (finite!) "
-                          "gradient pushes the student towards the classes the teacher finds least likely. "
-                          "Add `log_target=True`, or pass `softmax(teacher_logits / T)` as the target.",
+                          "then treats the negative numbers as probabilities. The loss is NaN, yet its gradient "
+                          "is finite and rewards ever larger logits (the objective has no minimum), so the "
+                          "student's logits blow up. Add `log_target=True`, or pass "
+                          "`softmax(teacher_logits / T)` as the target.",
     "student_T_only": "The temperature is applied to the student only: the teacher's targets are "
                       "`softmax(teacher_logits)` at T = 1. Divide both sides' logits by T.",
     "teacher_T_only": "The temperature is applied to the teacher only: the student's distribution is "

@@ -71,7 +71,8 @@ def kd_loss_log_target_missing(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor
     """Bug 2b: log-probabilities as the target of ``F.kl_div`` without ``log_target=True``.
 
     kl_div takes the (negative) log-probabilities for probabilities: the loss is NaN, yet its
-    gradient is finite and pushes the student towards the teacher's *least* likely classes.
+    gradient is finite. The objective it follows, Σ log p · log q, has no minimum: it rewards ever
+    larger logits, so the student's logits blow up and it collapses to predicting one class.
     """
     soft = F.kl_div(F.log_softmax(s / T, dim=-1), F.log_softmax(t.detach() / T, dim=-1),
                     reduction="batchmean")  # BUG: log_target=True missing
@@ -235,6 +236,8 @@ class TrainResult:
 
     accuracy: float                 # student's test accuracy after training
     kl_to_teacher: float            # mean KL(teacher || student) at T on the test set
+    max_abs_logit: float            # largest |logit| of the student on the test set
+    n_predicted_classes: int        # how many different classes the student predicts on the test set
     losses: list[float]             # mean training loss per epoch (may be NaN for a buggy loss)
     teacher_accuracy_before: float
     teacher_accuracy_after: float
@@ -325,6 +328,8 @@ def train_with_loss(
     return TrainResult(
         accuracy=accuracy(s_test, data.y_test),
         kl_to_teacher=mean_kl(s_test, predict_logits(original_teacher, data.x_test), T),
+        max_abs_logit=float(s_test.abs().max()),
+        n_predicted_classes=int(s_test.argmax(1).unique().numel()),
         losses=losses,
         teacher_accuracy_before=acc_before,
         teacher_accuracy_after=accuracy(predict_logits(teacher, data.x_test), data.y_test),
@@ -493,6 +498,8 @@ def difference(result: Mapping[str, float], reference: Mapping[str, float], key:
         raise ValueError(f"key must be 'mean' or 'kl_to_teacher', got {key!r}")
     diff = result[key] - reference[key]
     spread = max(result[std_key], reference[std_key])
+    if spread == 0:
+        return f"{diff:+.3f} (a single seed: no spread to judge it by)"
     if abs(diff) <= 2 * spread or abs(diff) < 0.005:
         return f"{diff:+.3f}, within the seed-to-seed spread"
     return f"{diff:+.3f}, {'higher' if diff > 0 else 'lower'} by more than twice the seed-to-seed spread"

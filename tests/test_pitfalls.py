@@ -191,3 +191,18 @@ def test_bad_arguments_raise_clearly(small):
         pitfalls.train_with_loss(make_student(0), data, "kl", teacher)
     with pytest.raises(ValueError, match="seeds"):
         pitfalls.compare_losses({}, data, teacher, make_student, seeds=())
+
+
+def test_missing_log_target_blows_the_logits_up(small):
+    data, teacher, make_student = small
+    sane = pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher, epochs=10, lr=1e-2)
+    blown = pitfalls.train_with_loss(make_student(0), data, pitfalls.kd_loss_log_target_missing, teacher,
+                                     epochs=10, lr=1e-2)
+    assert blown.max_abs_logit > 5 * sane.max_abs_logit
+    assert blown.n_predicted_classes < sane.n_predicted_classes
+    assert all(math.isnan(v) for v in blown.losses)
+
+
+def test_difference_with_a_single_seed():
+    a = {"mean": 0.9, "std": 0.0, "kl_to_teacher": 0.1, "kl_std": 0.0}
+    assert "single seed" in pitfalls.difference(a, {**a, "mean": 0.8})
