@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_alpha, check_positive_int, check_targets, check_temperature
-from .models import MLP, make_model
+from .models import MLP, make_model, single_thread
 
 __all__ = ["BatchedMLP", "SweepResult", "batched_distillation_loss", "grid", "train_batched"]
 
@@ -313,6 +313,21 @@ def train_batched(
     curves: dict[str, list] = {k: [] for k in eval_sets}
     agree: dict[str, np.ndarray] = {}
     start = time.perf_counter()
+    with single_thread():  # tiny matrices: one thread is faster and gives identical results everywhere
+        _run_epochs(model, optimizer, x, y, t_logits, T_t, a_t, gens, epochs, batch_size, eval_sets,
+                    eval_teacher_logits, losses, curves, agree, progress)
+    seconds = time.perf_counter() - start
+    curves_np = {k: np.stack(v) for k, v in curves.items()}
+    return SweepResult(
+        T=np.array(T_list), alpha=np.array(a_list), seed=np.array(seeds),
+        loss=np.stack(losses), accuracy={k: v[-1] for k, v in curves_np.items()}, agreement=agree,
+        curves=curves_np, seconds=seconds, model=model,
+    )
+
+
+def _run_epochs(model, optimizer, x, y, t_logits, T_t, a_t, gens, epochs, batch_size, eval_sets,
+                eval_teacher_logits, losses, curves, agree, progress) -> None:
+    n, n_runs = len(x), len(gens)
     for _ in tqdm(range(epochs), disable=not progress, desc="batched runs", leave=False):
         model.train()
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (n_runs, n): each run its order
@@ -335,10 +350,3 @@ def train_batched(
                 curves[name].append((pred == ye).float().mean(1).numpy())
                 if name in eval_teacher_logits:
                     agree[name] = (pred == eval_teacher_logits[name].argmax(-1)).float().mean(1).numpy()
-    seconds = time.perf_counter() - start
-    curves_np = {k: np.stack(v) for k, v in curves.items()}
-    return SweepResult(
-        T=np.array(T_list), alpha=np.array(a_list), seed=np.array(seeds),
-        loss=np.stack(losses), accuracy={k: v[-1] for k, v in curves_np.items()}, agreement=agree,
-        curves=curves_np, seconds=seconds, model=model,
-    )

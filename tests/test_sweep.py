@@ -47,12 +47,14 @@ def test_batched_loss_equals_distillation_loss_per_run():
 
 def test_unlabelled_transfer_set_and_linear_students(moons, teacher):
     tl = kdlab.predict_logits(teacher, moons.x_train)
-    res = sweep.train_batched(moons.x_train, None, seeds=[0, 1], T=2.0, alpha=1.0, teacher_logits=tl, widths=(),
+    res = sweep.train_batched(moons.x_train, None, seeds=[0, 1], T=2.0, alpha=1.0, teacher_logits=tl, widths=(8,),
                               epochs=10, eval_sets={"test": (moons.x_test, moons.y_test)},
                               eval_teacher_logits={"test": kdlab.predict_logits(teacher, moons.x_test)})
     assert res.n_runs == 2 and res.agreement["test"].shape == (2,)
     assert (res.agreement["test"] > 0.75).all() and (res.loss[-1] < res.loss[0]).all()
-    assert len(res.model.weights) == 1  # linear: one layer
+    linear = sweep.train_batched(moons.x_train, None, seeds=[0], T=2.0, alpha=1.0, teacher_logits=tl, widths=(),
+                                 epochs=1)
+    assert len(linear.model.weights) == 1 and linear.model.weights[0].shape == (1, 2, 2)  # no hidden layer
 
 
 def test_grid_and_table(moons):

@@ -1,0 +1,37 @@
+import torch
+
+from kdlab import exercises as ex
+
+
+def test_gradient_shrink_factor_accepts_the_square_and_explains_mistakes():
+    assert ex.check_gradient_shrink_factor(4.0)
+    assert ex.check_gradient_shrink_factor(ex._SOLUTIONS["gradient_shrink_factor"](2.0, 10.0), 2.0, 10.0)
+    wrong = ex.check_gradient_shrink_factor(2.0)
+    assert not wrong and "one factor" in wrong.message and wrong.hint
+    assert "inverse" in ex.check_gradient_shrink_factor(0.25).message
+    assert not ex.check_gradient_shrink_factor("four") and not ex.check_gradient_shrink_factor(float("nan"))
+
+
+def test_logit_matching_gradient_checks_value_centring_and_scale():
+    assert ex.check_logit_matching_gradient(ex._SOLUTIONS["logit_matching_gradient"])
+    not_centred = ex.check_logit_matching_gradient(lambda s, t: (s - t) / (s.shape[0] * s.shape[1]))
+    assert not not_centred and "offset" in not_centred.message
+    no_c = ex.check_logit_matching_gradient(
+        lambda s, t: ((s - s.mean(1, keepdim=True)) - (t - t.mean(1, keepdim=True))) / s.shape[0])
+    assert not no_c and "n_classes" in no_c.message
+    flipped = ex.check_logit_matching_gradient(lambda s, t: -ex._SOLUTIONS["logit_matching_gradient"](s, t))
+    assert not flipped and "sign" in flipped.message
+
+
+def test_logit_matching_gradient_never_raises_on_broken_code():
+    def broken(s, t):
+        raise RuntimeError("oops")
+
+    fb = ex.check_logit_matching_gradient(broken)
+    assert not fb and "RuntimeError" in fb.message
+    assert not ex.check_logit_matching_gradient(lambda s, t: torch.zeros(2))
+
+
+def test_solutions_are_reachable(capsys):
+    ex.solution("logit_matching_gradient")
+    assert "n * c" in capsys.readouterr().out
