@@ -459,29 +459,40 @@ def training_table(results: Mapping[str, Mapping[str, float]], digits: int = 3):
 
 
 def plot_symptoms(results: Mapping[str, Mapping[str, float]], *, reference: str | None = None,
-                  title: str = "Student accuracy after the same training", ax=None):
-    """Horizontal bars of test accuracy (mean ± std over seeds), one per loss.
+                  metric: str = "mean", title: str | None = None, ax=None):
+    """Horizontal bars, one per loss, of :func:`compare_losses`'s results (mean ± std over seeds).
 
-    ``reference`` names the correct loss: its bar is green and a dashed line marks its mean.
+    ``metric="mean"`` plots test accuracy; ``metric="kl_to_teacher"`` the student's mean KL divergence
+    to the teacher at T, on a log scale (lower is closer to the teacher). ``reference`` names the
+    correct loss: its bar is green and a dashed line marks its value.
     """
     import matplotlib.pyplot as plt
 
     from .plots import OKABE_ITO
 
+    std_key = {"mean": "std", "kl_to_teacher": "kl_std"}.get(metric)
+    if std_key is None:
+        raise ValueError(f"metric must be 'mean' (accuracy) or 'kl_to_teacher', got {metric!r}")
     names = list(results)
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
-    means = [results[n]["mean"] for n in names]
-    stds = [results[n]["std"] for n in names]
+    values = [results[n][metric] for n in names]
+    errors = [results[n][std_key] for n in names]
     colours = [OKABE_ITO[2] if n == reference else OKABE_ITO[3] for n in names]
-    ax.barh(names, means, xerr=stds, color=colours, capsize=3)
+    ax.barh(names, values, xerr=errors, color=colours, capsize=3)
     if reference is not None:
-        ax.axvline(results[reference]["mean"], color="k", ls="--", lw=1, label=f"{reference} (mean)")
-        ax.legend(loc="lower right", fontsize="small")
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("test accuracy (mean ± std over seeds)")
+        ax.axvline(results[reference][metric], color="k", ls="--", lw=1, label=f"{reference}")
+        ax.legend(loc="best", fontsize="small")
+    if not ax.yaxis_inverted():  # first loss on top (axes sharing y are inverted once)
+        ax.invert_yaxis()
+    if metric == "mean":
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("test accuracy (mean ± std over seeds)")
+    else:
+        ax.set_xscale("log")
+        ax.set_xlabel("KL(teacher ‖ student) at T on the test set (log scale; lower = closer)")
     ax.set_ylabel("loss used for training")
-    ax.set_title(title)
+    ax.set_title(title or ("Student accuracy after the same training" if metric == "mean"
+                           else "Distance to the teacher after the same training"))
     fig.tight_layout()
     return fig
 

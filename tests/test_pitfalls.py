@@ -166,6 +166,10 @@ def test_compare_losses_and_tables(small):
     fig = pitfalls.plot_symptoms(results, reference="right")
     ax = fig.axes[0]
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    fig = pitfalls.plot_symptoms(results, reference="right", metric="kl_to_teacher")
+    assert fig.axes[0].get_xscale() == "log" and "KL" in fig.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="metric"):
+        pitfalls.plot_symptoms(results, metric="accuracy")
 
 
 def statistics_mean(xs):
