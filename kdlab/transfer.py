@@ -35,14 +35,14 @@ from ._checks import check_alpha, check_positive_int, check_temperature
 from .data import Dataset
 from .losses import soft_target_loss
 from .metrics import accuracy
-from .models import count_parameters, make_model, predict_logits
+from .models import count_parameters, make_model, predict_logits, single_thread
 from .training import train
 
 __all__ = [
     "SHIFTS", "MAX_ROTATION_DEGREES", "shift_images", "make_domains", "FewLabels", "few_labels",
     "fine_tune", "trainable_part", "TransferSettings", "METHODS", "TransferComparison",
     "compare_transfer", "mutual_learning", "shift_curve", "plot_domains", "plot_shift_curves",
-    "plot_transfer", "ShiftExplorer", "KComparison", "compare_online", "describe_transfer", "mean_std",
+    "plot_transfer", "ShiftExplorer", "KComparison", "compare_online", "describe_transfer",
 ]
 
 SHIFTS = ("rotate", "thicken", "blur", "noise", "invert")
@@ -403,15 +403,17 @@ class TransferComparison:
         """Sample standard deviation over seeds (0 with a single seed)."""
         return {m: (statistics.stdev(v) if len(v) > 1 else 0.0) for m, v in self.accuracies.items() if v}
 
-    def table(self):
-        """A pandas DataFrame: one row per method, mean and std of the target test accuracy over
-        seeds, and the parameters of the model that is deployed."""
-        import pandas as pd
+    def records(self) -> list[dict]:
+        """One dict per method and seed: ``method``, ``seed``, ``accuracy``, ``parameters``."""
+        return [{"method": m, "seed": seed, "accuracy": a, "parameters": self.parameters.get(m)}
+                for m, accs in self.accuracies.items() for seed, a in zip(self.seeds, accs)]
 
-        means, stds = self.means(), self.stds()
-        rows = [{"method": m, "mean": round(means[m], 3), "std": round(stds[m], 3),
-                 "deployed parameters": self.parameters.get(m)} for m in self.accuracies if self.accuracies[m]]
-        return pd.DataFrame(rows).set_index("method")
+    def table(self):
+        """A pandas DataFrame (:func:`kdlab.metrics.summarize`): one row per method, the mean and
+        std of the target test accuracy over seeds, and the parameters of the deployed model."""
+        from .metrics import summarize
+
+        return summarize(self.records(), by="method")
 
 
 Progress = Callable[[str, int, int], None]
@@ -564,6 +566,11 @@ def mutual_learning(
     T = check_temperature(T)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
         raise ValueError(f"weight must be a number >= 0, got {weight!r}")
+    with single_thread():  # tiny models: one thread is faster, and results do not depend on the core count
+        return _mutual_learning(models, x, y, epochs, batch_size, lr, T, weight, seed)
+
+
+def _mutual_learning(models, x, y, epochs, batch_size, lr, T, weight, seed) -> list[list[float]]:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     lrs = [lr] * len(models) if isinstance(lr, (int, float)) else list(lr)
@@ -681,7 +688,6 @@ class ShiftExplorer:
                  seed: int = 0) -> None:
         import ipywidgets as w
         import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
 
         self.teacher, self.data, self.seed = teacher, data, seed
         self.kind, self.strength = _check_kinds(kind)[0], _check_strength(strength)
@@ -690,18 +696,12 @@ class ShiftExplorer:
         self.strengths = [round(0.05 * i, 2) for i in range(21)]
         self._curves: dict[str, list[float]] = {}
 
-        n = len(self.idx)
-        fig = make_subplots(rows=2, cols=n, horizontal_spacing=0.01, vertical_spacing=0.06,
-                            row_titles=["source", "target"], column_titles=[data.class_names[int(data.y_test[i])] for i in self.idx])
-        for row in (1, 2):
-            for col, i in enumerate(self.idx, start=1):
-                img = data.x_test[i].reshape(data.input_shape).numpy()
-                fig.add_trace(go.Heatmap(z=img, zmin=0, zmax=1, colorscale="gray", reversescale=True, showscale=False,
-                                         hoverinfo="skip"), row=row, col=col)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
-        fig.update_layout(height=230, width=760, margin=dict(l=10, r=40, t=40, b=10))
-        self.images = go.FigureWidget(fig)
+        self.images = go.FigureWidget(
+            data=[go.Heatmap(z=self.montage(data.x_test), zmin=0, zmax=1, colorscale="gray", reversescale=True,
+                             showscale=False, hoverinfo="skip")],
+            layout=dict(height=200, width=760, margin=dict(l=70, r=10, t=30, b=10),
+                        title="one test image per class: source (top) and target (bottom)",
+                        xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x")))
         self.curve = go.FigureWidget(
             data=[go.Scatter(x=self.strengths, y=[], mode="lines+markers", name="teacher on target"),
                   go.Scatter(x=[self.strength], y=[0], mode="markers", marker=dict(size=14, color="#D55E00"),
@@ -718,6 +718,18 @@ class ShiftExplorer:
         self.widget = w.VBox([w.HBox([self.menu, self.slider]), self.label, self.images, self.curve])
         self.update()
 
+    def montage(self, shifted: torch.Tensor):
+        """One image of the examples: the source images on top, ``shifted`` ones below, 1-pixel gaps."""
+        import numpy as np
+
+        h, w = self.data.input_shape
+        n = len(self.idx)
+        out = np.full((2 * h + 1, n * (w + 1) - 1), np.nan, dtype=np.float32)
+        for col, i in enumerate(self.idx):
+            out[:h, col * (w + 1): col * (w + 1) + w] = self.data.x_test[i].reshape(h, w).numpy()
+            out[h + 1:, col * (w + 1): col * (w + 1) + w] = shifted[i].reshape(h, w).numpy()
+        return out
+
     def curve_for(self, kind: str) -> list[float]:
         """The teacher's target accuracy at every slider position (computed once per kind)."""
         if kind not in self._curves:
@@ -733,10 +745,7 @@ class ShiftExplorer:
         x = shift_images(self.data.x_test, self.data.input_shape, self.kind, self.strength, seed=self.seed + 1)
         acc = accuracy(predict_logits(self.teacher, x), self.data.y_test)
         curve = self.curve_for(self.kind)
-        with self.images.batch_update():
-            n = len(self.idx)
-            for col, i in enumerate(self.idx):
-                self.images.data[n + col].z = x[i].reshape(self.data.input_shape).numpy()
+        self.images.data[0].z = self.montage(x)
         with self.curve.batch_update():
             self.curve.data[0].y = curve
             self.curve.data[0].name = f"teacher on target ({self.kind})"
@@ -900,13 +909,6 @@ def compare_online(
     if on_progress is not None:
         on_progress("done", 2 * len(seeds), 2 * len(seeds))
     return out
-
-
-def mean_std(values: Sequence[float]) -> str:
-    """``"0.812 ± 0.020"``: mean and sample standard deviation, 3 decimals."""
-    values = list(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
 
 
 def _versus(a: float, sa: float, b: float, sb: float) -> str:

@@ -165,8 +165,10 @@ def test_comparison_runs_every_method_for_every_seed(comparison, domains, teache
     assert [d for _, d, _ in messages] == list(range(11)) and messages[-1] == ("done", 10, 10)
     assert partial == [1, 2]
     table = result.table()
-    assert list(table.columns) == ["mean", "std", "deployed parameters"] and len(table) == 6
-    assert table.loc["student, k labels", "deployed parameters"] < table.loc["fine-tune all", "deployed parameters"] / 3
+    assert list(table.columns) == ["accuracy mean", "accuracy std", "parameters", "runs"] and len(table) == 6
+    assert list(table.index) == list(tr.METHODS) and (table["runs"] == 2).all()
+    assert table.loc["student, k labels", "parameters"] < table.loc["fine-tune all", "parameters"] / 3
+    assert table.loc["fine-tune all", "accuracy mean"] == pytest.approx(result.means()["fine-tune all"], abs=1e-3)
     assert result.stds()["source teacher"] == 0.0
     # even a short fine-tuning on 5 labels per class beats the unadapted teacher on a 30-degree turn
     assert result.means()["fine-tune all"] > result.means()["source teacher"] + 0.05
@@ -244,8 +246,10 @@ def test_shift_explorer_redraws_fast_and_agrees_with_shift_curve(digits, teacher
     assert explorer.accuracy == pytest.approx(expected)
     assert explorer.curve.data[1].y[0] == pytest.approx(expected) and explorer.curve.data[1].x[0] == 0.8
     shifted = tr.shift_images(digits.x_test, (8, 8), "rotate", 0.8, seed=1)
-    assert torch.allclose(torch.tensor(explorer.images.data[10].z, dtype=torch.float32),
-                          shifted[explorer.idx[0]].reshape(8, 8))
+    montage = torch.tensor(explorer.images.data[0].z, dtype=torch.float32)
+    assert montage.shape == (17, 89)
+    assert torch.allclose(montage[9:, :8], shifted[explorer.idx[0]].reshape(8, 8))
+    assert torch.allclose(montage[:8, 9:17], digits.x_test[explorer.idx[1]].reshape(8, 8))
     assert f"{expected:.3f}" in explorer.label.value
     assert elapsed < 0.5, f"a redraw took {elapsed:.3f} s"  # ~ a few ms unloaded; generous for a busy CI
     explorer.on_kind({"new": "invert"})
@@ -263,3 +267,26 @@ def test_k_comparison_runs_one_training_at_a_time(domains, teacher):
     assert view.runs == 1 and view.result.k == 2 and not view.running
     assert view.bar.value == view.bar.max == 5 and view.messages[-1] == "done"
     assert list(view.chart.data[0].y) == pytest.approx([view.result.means()[m] for m in tr.METHODS])
+
+
+def test_online_comparison_trains_teacher_and_student_together(domains, teacher):
+    _, target = domains
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    out = tr.compare_online(teacher, target, k=3, seeds=(0,), settings=tr.TransferSettings.fast())
+    assert set(out) == {"student alone", "student, online with the teacher", "teacher, online with the student"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in out.values())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items()), "the source teacher changed"
+
+
+def test_the_description_follows_the_numbers():
+    def result(**means):
+        accs = {m: [means.get(m, 0.5)] * 2 for m in tr.METHODS}
+        accs["fine-tune all"] = [means.get("fine-tune all", 0.5) - 0.01, means.get("fine-tune all", 0.5) + 0.01]
+        return tr.TransferComparison(k=5, seeds=(0, 1), accuracies=accs, n_labelled=50,
+                                     parameters={m: (1000 if "student" in m or "distil" in m else 20000) for m in tr.METHODS})
+
+    text = tr.describe_transfer(result(**{"fine-tune all": 0.8}), 0.9)
+    assert "0.800 ± 0.014, above the student trained from scratch" in text
+    assert "a drop of 0.400" in text and "20x fewer parameters" in text and "50 labelled" in text
+    text = tr.describe_transfer(result(**{"fine-tune all": 0.5}), 0.9)
+    assert "about the same as the student trained from scratch" in text and "no clear head start" in text
