@@ -44,7 +44,7 @@ __all__ = [
     "capture_features", "make_regressor", "regressor_for", "Regressor", "hint_loss", "linear_cka",
     "project_2d", "layer_features", "HintHistory", "fit_hints", "HintedStudent", "FitNetsResult",
     "train_fitnets", "train_joint", "HintExplorer", "plot_projections", "METHODS", "HintSetup",
-    "run_method", "compare_methods",
+    "run_method", "compare_methods", "paired_difference",
 ]
 
 Layer = str | int | nn.Module
@@ -721,8 +721,8 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
                regressor: nn.Module | None | str = "auto", callbacks=(), progress: bool = False) -> dict:
     """Train one student with ``method`` (one of :data:`METHODS`) and measure it.
 
-    Returns a dict: ``method``, ``seed``, test ``accuracy``, and ``cka``, the linear CKA between the
-    student's guided layer and the teacher's hint layer on the test set.
+    Returns a dict: ``method``, ``seed``, test ``accuracy``, ``cka`` (the linear CKA between the
+    student's guided layer and the teacher's hint layer on the test set) and the trained ``student``.
     """
     check_choice(method, "method", METHODS)
     d = setup.data
@@ -745,7 +745,7 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
                     hint_weight=weight, regressor=regressor, **kd, **common)
     logits = predict_logits(student, d.x_test)
     cka = linear_cka(layer_features(student, d.x_test, g), layer_features(setup.teacher, d.x_test, h))
-    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka}
+    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka, "student": student}
 
 
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
@@ -846,3 +846,22 @@ class HintExplorer:
             f"<td>{r['accuracy']:.3f}</td><td>{r['cka']:.3f}</td></tr>" for r in self.results)
         return ("<table><tr><th>hint weight</th><th>guided (student block)</th><th>hint (teacher block)</th>"
                 f"<th>test accuracy</th><th>CKA</th></tr>{rows}</table>")
+
+
+def paired_difference(records: Sequence[dict], a: str, b: str, metric: str = "accuracy") -> dict:
+    """Per-seed difference ``a - b`` of ``metric`` between two methods trained from the same seeds.
+
+    Seeds pair the runs (same initial weights, same data order), so the per-seed difference is a
+    sharper comparison than two separate means. Returns ``mean``, ``std`` (sample, 0 for one seed),
+    ``n`` (paired seeds) and ``wins`` (seeds where ``a`` is higher).
+    """
+    by_seed = {}
+    for r in records:
+        if r["method"] in (a, b):
+            by_seed.setdefault(r["seed"], {})[r["method"]] = r[metric]
+    diffs = [v[a] - v[b] for v in by_seed.values() if a in v and b in v]
+    if not diffs:
+        raise ValueError(f"no seed has runs of both {a!r} and {b!r}")
+    d = np.asarray(diffs, dtype=float)
+    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+            "n": len(d), "wins": int((d > 0).sum())}

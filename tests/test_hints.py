@@ -232,6 +232,8 @@ def test_methods_run_and_summary_is_a_mean_std_table(setup):
     runs = hints.compare_methods(setup, seeds=[0, 1], progress=False)
     assert [r["method"] for r in runs[:4]] == list(hints.METHODS) and len(runs) == 8
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["cka"] <= 1 for r in runs)
+    r = runs[0]
+    assert r["accuracy"] == kdlab.accuracy(kdlab.predict_logits(r["student"], setup.data.x_test), setup.data.y_test)
     table = kdlab.metrics.summarize(runs, by="method")
     assert list(table.index) == list(hints.METHODS)
     assert (table["runs"] == 2).all() and {"accuracy mean", "accuracy std", "cka mean", "cka std"} <= set(table)
@@ -258,3 +260,14 @@ def test_project_2d_is_deterministic_and_explains_variance():
     assert pts.shape == (50, 2) and explained[0] > 0.5 and explained.sum() <= 1 + 1e-9
     assert np.allclose(hints.project_2d(x)[0], pts)
     assert np.allclose(hints.project_2d(-x)[0], -pts), "fixed component signs: negated data, negated points"
+
+
+def test_paired_difference_pairs_runs_by_seed():
+    records = [{"method": "a", "seed": 0, "accuracy": 0.5}, {"method": "b", "seed": 0, "accuracy": 0.4},
+               {"method": "a", "seed": 1, "accuracy": 0.7}, {"method": "b", "seed": 1, "accuracy": 0.8},
+               {"method": "a", "seed": 2, "accuracy": 0.9}]
+    out = hints.paired_difference(records, "a", "b")
+    assert out["n"] == 2 and out["wins"] == 1 and math.isclose(out["mean"], 0.0, abs_tol=1e-12)
+    assert math.isclose(out["std"], math.sqrt(0.02), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="no seed has runs of both"):
+        hints.paired_difference(records, "a", "c")
