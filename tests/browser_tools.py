@@ -250,7 +250,8 @@ def chromium_browser(executable: str):
 
 def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 60_000) -> None:
     """Open ``name`` (relative to the server's root) in JupyterLab and wait for its kernel."""
-    page.goto(server.url(f"/lab/tree/{name}"), wait_until="domcontentloaded", timeout=timeout_ms)
+    # ?reset: start from an empty workspace, so no tab (and kernel) of an earlier test comes back
+    page.goto(server.url(f"/lab/tree/{name}?reset"), wait_until="domcontentloaded", timeout=timeout_ms)
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout_ms)
     page.wait_for_function(
         """() => {
@@ -269,14 +270,21 @@ def run_all_cells(page) -> None:
 
 
 def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
-    """Wait until every code cell has run ([n]: prompts, none [*]) and the kernel is idle."""
+    """Wait until Run All has finished: the kernel is idle, no cell is queued or running ([*]), and
+    every code cell has run, or one shows an error (Run All stops there)."""
     page.wait_for_function(
         """() => {
             const w = window.jupyterapp.shell.currentWidget;
             const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
             if (!kernel || kernel.status !== 'idle') return false;
             const cells = w.content.widgets.filter(c => c.model.type === 'code');
-            return cells.every(c => c.model.executionCount !== null && !c.promptNode.textContent.includes('*'));
+            if (cells.some(c => c.promptNode.textContent.includes('*'))) return false;
+            const failed = cells.some(c => {
+                const outs = c.model.outputs;
+                for (let j = 0; j < outs.length; j++) if (outs.get(j).type === 'error') return true;
+                return false;
+            });
+            return failed || cells.every(c => c.model.executionCount !== null);
         }""",
         timeout=timeout_ms,
         polling=250,
@@ -284,7 +292,12 @@ def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
 
 
 def cell_errors(page) -> list[str]:
-    """Error outputs shown in the notebook (tracebacks and error-typed outputs), as text."""
+    """Errors the notebook shows: error outputs and stderr tracebacks in cells, tracebacks in widgets.
+
+    Cell outputs are read from the cell models; an exception raised inside a widget's ``Output``
+    area is found in the page (``widget_outputs`` tags widget views first).
+    """
+    widget_outputs(page)
     return page.evaluate(
         """() => {
             const w = window.jupyterapp.shell.currentWidget;
@@ -295,10 +308,13 @@ def cell_errors(page) -> list[str]:
                 for (let j = 0; j < outs.length; j++) {
                     const o = outs.get(j).toJSON();
                     if (o.output_type === 'error') errs.push(`cell ${i}: ${o.ename}: ${o.evalue}`);
+                    const text = [].concat(o.text || []).join('');
+                    if (o.output_type === 'stream' && o.name === 'stderr' && /Traceback|Error:/.test(text))
+                        errs.push(`cell ${i} stderr: ${text.slice(0, 300)}`);
                 }
             });
-            document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').forEach(n => {
-                if (/Traceback|Error:/.test(n.textContent)) errs.push('stderr: ' + n.textContent.slice(0, 300));
+            document.querySelectorAll('[data-kdlab-widget] [data-mime-type="application/vnd.jupyter.stderr"]').forEach(n => {
+                if (/Traceback|Error/.test(n.textContent)) errs.push('in a widget: ' + n.textContent.slice(0, 300));
             });
             return errs;
         }"""
@@ -333,33 +349,87 @@ def widget_outputs(page):
 
 
 def widget_problems(page) -> tuple[int, list[str]]:
-    """Scroll every widget output into view; return (number of widget outputs, problems found)."""
+    """Scroll every widget output into view; return (number of widget views shown, problems found).
+
+    A widget closed by its own code (a finished ``tqdm`` bar with ``leave=False``) leaves an empty,
+    hidden output area: it is not counted and not a problem.
+    """
     outputs = widget_outputs(page)
     problems = []
-    n = outputs.count()
-    for i in range(n):
+    n = 0
+    for i in range(outputs.count()):
         out = outputs.nth(i)
+        if out.evaluate("n => n.classList.contains('lm-mod-hidden') && !n.textContent.trim()"):
+            continue
+        n += 1
         out.scroll_into_view_if_needed()
         text = out.inner_text()
-        for bad in WIDGET_FAILURE_TEXTS:
-            if bad.lower() in text.lower():
-                problems.append(f"widget output {i}: shows {bad!r}: {text[:200]!r}")
-        if out.locator(".jupyter-widgets, .widget-container, .js-plotly-plot, .lm-Widget").count() == 0:
-            problems.append(f"widget output {i}: no widget view rendered: {text[:200]!r}")
+        reasons = [f"shows {bad!r}" for bad in WIDGET_FAILURE_TEXTS if bad.lower() in text.lower()]
+        if out.locator(".jupyter-widgets, .widget-container, .js-plotly-plot").count() == 0:
+            reasons.append("no widget view rendered")
+        if reasons:
+            problems.append(f"widget output {i}: {'; '.join(reasons)}: {text[:200]!r}")
     return n, problems
 
 
 def plot_signature(page, scope=None) -> str:
-    """The SVG geometry of every plotly figure (paths, points, axis ticks) in ``scope`` (or the page).
+    """The SVG of every plotly figure in ``scope`` (or the page): path geometry, point positions,
+    raster images (heatmaps) and texts (titles, annotations, tick labels).
 
-    Two signatures differ exactly when what the learner sees in the plots differs.
+    Two signatures differ exactly when what the learner sees in those plots differs.
     """
     root = scope if scope is not None else page
     return root.locator(".js-plotly-plot").evaluate_all(
-        """plots => plots.map(p => Array.from(p.querySelectorAll('path, .point, .xtick text, .ytick text, .gtitle, image'))
+        """plots => plots.map(p => Array.from(p.querySelectorAll('path, .point, image, text'))
              .map(n => n.getAttribute('d') || n.getAttribute('href') || n.getAttribute('transform') || n.textContent)
              .join('|')).join('#')"""
     )
+
+
+def heatmap_axes(scope) -> list[str]:
+    """For every plotly heatmap in ``scope``, what the browser holds as its x and y coordinates.
+
+    ``"x: none"`` means the trace has no coordinates in the browser and is drawn against cell
+    indices, which is what a lost ``x``/``y`` looks like to the learner.
+    """
+    return scope.locator(".js-plotly-plot").evaluate_all(
+        """plots => plots.flatMap(p => (p.data || []).filter(t => t.type === 'heatmap').map(t => {
+            const d = a => (a && a.length) ? `${a.length} from ${(+a[0]).toFixed(2)} to ${(+a[a.length - 1]).toFixed(2)}` : 'none';
+            return `x: ${d(t.x)}, y: ${d(t.y)}`;
+        }))"""
+    )
+
+
+def slider(scope, label: str):
+    """The ipywidgets slider (float, log or selection) in ``scope`` whose description is ``label``."""
+    return scope.locator(".widget-slider").filter(
+        has=scope.page.locator(".widget-label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
+
+
+def slider_readout(scope, label: str) -> str:
+    return slider(scope, label).locator(".widget-readout").first.inner_text().strip()
+
+
+def press_on_slider(scope, label: str, key: str, times: int = 1) -> None:
+    """Move a slider as a learner can: focus its handle and press ``key`` (ArrowRight, End, ...)."""
+    handle = slider(scope, label).locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(times):
+        scope.page.keyboard.press(key)
+
+
+def wait_for_change(page, read, before, timeout_s: float = 30.0, settle_s: float = 0.0):
+    """Poll ``read()`` until it differs from ``before``; return the new value (or ``before``)."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while value == before and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        value = read()
+    if settle_s:
+        page.wait_for_timeout(int(settle_s * 1000))
+        value = read()
+    return value
 
 
 def mpl_signature(page, scope=None) -> str:
@@ -368,8 +438,12 @@ def mpl_signature(page, scope=None) -> str:
     return root.locator('.jp-OutputArea-output img').evaluate_all("imgs => imgs.map(i => i.src.length + ':' + i.src.slice(-200)).join('#')")
 
 
-def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
+    return ARTIFACTS / name
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    path = screenshot_path(name)
     page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -28,7 +28,7 @@ import papermill
 import pytest
 
 from browser_tools import (
-    INSTALL_HINT, WIDGET_MIME, cell_errors, chromium_browser, chromium_path, jupyter_server,
+    INSTALL_HINT, heatmap_axes, press_on_slider, screenshot_path, slider, slider_readout, wait_for_change, WIDGET_MIME, cell_errors, chromium_browser, chromium_path, jupyter_server,
     open_notebook, plot_signature, run_all_cells, screenshot, wait_until_idle, widget_outputs,
     widget_problems,
 )
@@ -170,3 +170,102 @@ def test_notebook_runs_in_jupyterlab_and_widgets_render(page, lab, path):
     run_in_lab(page, lab, path.name, path.stem)
     n = assert_no_errors_and_widgets_render(page, path.name)
     print(f"{path.name}: {n} widget views rendered")
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 02: the T slider and the playground
+# --------------------------------------------------------------------------------------------
+
+T_LABEL = "temperature T"
+ALPHA_LABEL = "alpha (weight of soft loss)"
+SIZE_LABEL = "student size"
+
+
+def views_with_slider(page, label: str, *, without: str | None = None) -> list:
+    outs = widget_outputs(page)
+    found = []
+    for i in range(outs.count()):
+        out = outs.nth(i)
+        if slider(out, label).count() and not (without and slider(out, without).count()):
+            found.append(out)
+    return found
+
+
+def check_t_slider_redraws(page, view, shot: str) -> None:
+    """Moving a pure-redraw T slider changes the plot beside it (and its readout)."""
+    view.scroll_into_view_if_needed()
+    before, readout = plot_signature(page, view), slider_readout(view, T_LABEL)
+    assert before, f"{shot}: the plot beside the T slider drew nothing"
+    view.screenshot(path=str(screenshot_path(f"{shot}-before.png")))
+    press_on_slider(view, T_LABEL, "ArrowRight", times=20)
+    after = wait_for_change(page, lambda: plot_signature(page, view), before, settle_s=0.5)
+    view.screenshot(path=str(screenshot_path(f"{shot}-after.png")))
+    assert slider_readout(view, T_LABEL) != readout, f"{shot}: the T slider did not move"
+    assert after != before, f"{shot}: moving T from {readout} did not change the plot"
+
+
+def playground_status(view) -> str:
+    return view.locator(".widget-html").last.inner_text().strip()
+
+
+def check_playground_retrains(page, view, label: str, key: str, times: int, expect, shot: str,
+                              timeout_s: float = 120) -> str:
+    """Move a playground control; check the student re-trains for the new setting: the status
+    reports a finished training, the plot shows ``expect(new readout)`` and the regions changed."""
+    view.scroll_into_view_if_needed()
+    before, status = plot_signature(page, view), playground_status(view)
+    assert status.startswith("trained in"), f"the playground has not finished training: {status!r}"
+    readout = slider_readout(view, label)
+    view.screenshot(path=str(screenshot_path(f"{shot}-before.png")))
+    press_on_slider(view, label, key, times)
+    new = wait_for_change(page, lambda: slider_readout(view, label), readout, timeout_s=10)
+    assert new != readout, f"{shot}: pressing {key} on {label!r} did not move it from {readout}"
+    expected = expect(new)
+    deadline = time.monotonic() + timeout_s
+    sig = before
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+        sig = plot_signature(page, view)
+        if playground_status(view).startswith("trained in") and expected in sig and sig != before:
+            break
+    page.wait_for_timeout(300)
+    view.screenshot(path=str(screenshot_path(f"{shot}-after.png")))
+    status = playground_status(view)
+    assert expected in sig, f"{shot}: after {label!r} {readout} -> {new} the plot never showed {expected!r}; status {status!r}"
+    assert status.startswith("trained in"), f"{shot}: the re-training did not finish: {status!r}"
+    assert sig != before, f"{shot}: the student's plot did not change after re-training"
+    check_regions_share_coordinates(view, shot)
+    return new
+
+
+def check_regions_share_coordinates(view, shot: str) -> None:
+    """Teacher and student decision regions are drawn on the same grid of the input plane."""
+    axes = heatmap_axes(view)
+    assert len(axes) >= 2, f"{shot}: expected the teacher's and the student's regions, found {axes}"
+    assert all("none" not in a for a in axes) and len(set(axes)) == 1, (
+        f"{shot}: the decision-region heatmaps do not share the input plane's coordinates in the "
+        f"browser: {axes} (a heatmap without x/y is drawn against cell indices)"
+    )
+
+
+def check_playground(page, name: str, shot: str) -> None:
+    """Every pure T slider redraws its plot; the playground re-trains when T and the student's size change."""
+    playgrounds = views_with_slider(page, ALPHA_LABEL)
+    assert len(playgrounds) >= 1, f"{name}: no playground (a widget with an {ALPHA_LABEL!r} slider)"
+    view = playgrounds[-1]
+    check_regions_share_coordinates(view, f"{shot}-playground")
+    explorers = views_with_slider(page, T_LABEL, without=ALPHA_LABEL)
+    for k, explorer in enumerate(explorers):
+        check_t_slider_redraws(page, explorer, f"{shot}-T-explorer{k}")
+    # the playground's sliders re-train when released (continuous_update=False); a key press is one change
+    check_playground_retrains(page, view, T_LABEL, "ArrowRight", 8, lambda t: f"T = {t}", f"{shot}-playground-T")
+    check_playground_retrains(page, view, SIZE_LABEL, "ArrowRight", 1, lambda s: f"student {s} (",
+                              f"{shot}-playground-size")
+
+
+@pytest.mark.skipif(PLAYGROUND is None, reason="notebook 02 (the playground) is not in notebooks/ yet")
+def test_playground_notebook_sliders_redraw_and_retrain(page, lab):
+    run_in_lab(page, lab, PLAYGROUND.name, f"{PLAYGROUND.stem}-run")
+    assert_no_errors_and_widgets_render(page, PLAYGROUND.name)
+    check_playground(page, PLAYGROUND.name, PLAYGROUND.stem)
+    assert not cell_errors(page), cell_errors(page)
