@@ -166,8 +166,9 @@ def _median_ms(fn: Callable[[int], object], n: int) -> float:
     return statistics.median(times)
 
 
-def measure_widgets(moves: int = 24) -> tuple[dict, dict]:
-    """The T slider's callback time (median over ``moves``) and one playground retrain.
+def measure_widgets(moves: int = 40, retrains: int = 3) -> tuple[dict, dict]:
+    """The T slider's callback time (median over ``moves``) and a playground retrain (median of
+    ``retrains``, after one warm-up unless ``retrains == 1``).
 
     Uses :mod:`kdlab.widgets` when it exists; see :func:`_slider_and_playground` for the hooks.
     """
@@ -191,67 +192,51 @@ def measure_widgets(moves: int = 24) -> tuple[dict, dict]:
         missing["playground_retrain_s"] = retrain
     else:
         _log("playground retrain")
-        retrain()  # warm-up
-        runs = [_median_ms(lambda i: retrain(), 1) / 1000 for _ in range(3)]
+        if retrains > 1:
+            retrain()  # warm-up
+        runs = [_median_ms(lambda i: retrain(), 1) / 1000 for _ in range(retrains)]
         result["playground_retrain_s"] = round(statistics.median(runs), 3)
     return result, missing
 
 
 def _slider_and_playground() -> dict[str, object]:
-    """Find the T slider's callback and the playground's retrain in :mod:`kdlab.widgets`.
+    """The T slider and the playground's retrain from :mod:`kdlab.widgets`.
 
-    Returns callables ``slider(T)`` (moves the slider: the callback redraws the figure) and
-    ``retrain()``, or a string saying why one cannot be measured.
+    Returns callables ``slider(T)`` (sets ``TemperatureExplorer.t_slider.value``: its observer
+    redraws the plotly figure, as a learner's drag does) and ``retrain()`` (one
+    ``Playground.retrain()`` with the default settings, in the caller's thread), or a string
+    saying why one cannot be measured.
     """
+    import torch
+
     from kdlab import widgets
 
     hooks: dict[str, object] = {}
-    # The temperature explorer: a widget object with a T slider whose observer redraws.
-    factory = None
-    for name in ("TemperatureExplorer", "temperature_explorer", "TemperatureWidget", "t_slider"):
-        factory = getattr(widgets, name, None)
-        if factory is not None:
-            break
-    if factory is None:
-        hooks["slider"] = "kdlab.widgets has no temperature explorer (looked for TemperatureExplorer)"
+    explorer_cls = getattr(widgets, "TemperatureExplorer", None)
+    if explorer_cls is None:
+        hooks["slider"] = "kdlab.widgets has no TemperatureExplorer yet"
     else:
         try:
-            view = factory()
-            setter = _find_setter(view)
-            hooks["slider"] = setter if setter is not None else (
-                f"{factory.__name__}() has neither a T slider nor a set_temperature/update method")
+            logits = torch.randn(10, generator=torch.Generator().manual_seed(0)) * 3  # a 10-class example
+            explorer = explorer_cls(logits, [str(i) for i in range(10)], T=1.0)
+            slider = explorer.t_slider
+
+            def move(T: float) -> None:
+                slider.value = min(max(T, explorer_cls.T_MIN), explorer_cls.T_MAX)
+
+            hooks["slider"] = move
         except Exception as err:  # a broken widget is reported, not fatal
-            hooks["slider"] = f"{factory.__name__}() failed: {type(err).__name__}: {err}"
-    factory = None
-    for name in ("Playground", "playground", "DistillationPlayground", "KDPlayground"):
-        factory = getattr(widgets, name, None)
-        if factory is not None:
-            break
+            hooks["slider"] = f"TemperatureExplorer failed: {type(err).__name__}: {err}"
+    factory = getattr(widgets, "playground", None)
     if factory is None:
-        hooks["retrain"] = "kdlab.widgets has no 2-D playground (looked for Playground)"
+        hooks["retrain"] = "kdlab.widgets has no playground() yet"
     else:
         try:
-            view = factory()
-            method = next((getattr(view, m) for m in ("retrain", "train", "run", "on_train")
-                           if callable(getattr(view, m, None))), None)
-            hooks["retrain"] = method if method is not None else f"{factory.__name__}() has no retrain() method"
+            pg = factory(train_now=False, background=False)
+            hooks["retrain"] = pg.retrain
         except Exception as err:
-            hooks["retrain"] = f"{factory.__name__}() failed: {type(err).__name__}: {err}"
+            hooks["retrain"] = f"playground() failed: {type(err).__name__}: {err}"
     return hooks
-
-
-def _find_setter(view: object) -> Callable[[float], object] | None:
-    for attr in ("t_slider", "slider_T", "T_slider", "temperature", "slider"):
-        slider = getattr(view, attr, None)
-        if slider is not None and hasattr(slider, "value") and hasattr(slider, "observe"):
-            def move(T: float, slider=slider) -> None:
-                slider.value = min(max(T, slider.min), slider.max)
-            return move
-    for attr in ("set_temperature", "update", "redraw", "on_T"):
-        method = getattr(view, attr, None)
-        if callable(method):
-            return method
-    return None
 
 
 def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict, dict]:
@@ -332,6 +317,10 @@ def _fmt(x: object, digits: int = 1) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
+
+
 def _verdict(value: float | None, target: float, higher_is_better: bool = False, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not measured"
@@ -369,9 +358,9 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
     kd = (results.get("kd_effect") or {}).get("mnist1d")
     if kd:
         gap = kd["gap_closed"]
-        rows.append(("MNIST-1D: KD closes ≥ 25% of the gap", f"{gap:.0%}",
+        rows.append(("MNIST-1D: KD closes ≥ 25% of the gap", _pct(gap),
                      _verdict(gap, TARGETS["gap_closed"], higher_is_better=True), "kd_effect"))
-        rows.append(("MNIST-1D: aim, half the gap", f"{gap:.0%}",
+        rows.append(("MNIST-1D: aim, half the gap", _pct(gap),
                      _verdict(gap, TARGETS["gap_closed_aim"], higher_is_better=True), "kd_effect"))
         gain = kd["distilled"]["mean"] - kd["hard"]["mean"]
         spread = max(kd["distilled"]["std"], kd["hard"]["std"])
@@ -394,6 +383,9 @@ def write_markdown(results: dict, path: Path) -> None:
         "(a load above the core count means other work shared the machine and timings are inflated).",
         "",
     ]
+    for key, date in (results.get("reused") or {}).items():
+        lines += [f"The `{key}` section was measured by an earlier run of the same command on {date} "
+                  f"(reused with `--keep {key}`).", ""]
     if results["quick"]:
         lines += ["**Quick mode**: notebooks skipped or in FAST mode, a small sweep, shortened recipes, fewer seeds. These are not the "
                   "targets' numbers.", ""]
@@ -425,6 +417,22 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"{s['sequential_s']:.1f} s{' (' + s['sequential_note'] + ')' if s.get('sequential_note') else ''}; "
                   f"speed-up {s['speedup']:.1f}×.", ""]
 
+    lines += ["## How each number is measured", "",
+              "- **notebooks**: `papermill` runs the notebook from a fresh kernel with its default parameters "
+              "(`FAST = False`); `seconds` is the wall time including the kernel's start, `peak_mb` the "
+              "largest resident memory of the kernel process (and its children), polled every 50 ms with psutil.",
+              "- **t_slider_ms**: `kdlab.widgets.TemperatureExplorer` on a 10-class example; the slider's `value` "
+              "is set (as a drag does) and the time until its observer has updated the plotly figure is taken, "
+              "median over the moves. The browser's own rendering is not included.",
+              "- **playground_retrain_s**: `kdlab.widgets.playground(train_now=False, background=False).retrain()` "
+              "with the default settings (spirals, 40 epochs, figure updates included), median of 3 after a warm-up.",
+              "- **sweep**: `kdlab.sweep.train_batched` trains all T × alpha × seed students of a grid on "
+              "MNIST-1D at once; the same runs with `kdlab.train` one after another are timed on a subset and "
+              "extrapolated (each run costs the same).",
+              "- **kd_effect**: `kdlab.recipes.compare` trains, for each seed, a teacher, a hard-label student and "
+              "a distilled student (the same initial weights), and reports test accuracy.",
+              "- **import_s**: `python -c \"import kdlab\"` in a fresh interpreter.", ""]
+
     kd = results.get("kd_effect") or {}
     if kd:
         lines += ["## The KD effect", "",
@@ -438,16 +446,26 @@ def write_markdown(results: dict, path: Path) -> None:
         def row(name: str, variant: str, r: dict) -> str:
             ms = lambda k: f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}"  # noqa: E731
             return (f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | "
-                    f"{r['T']:g} | {r['alpha']:g} | {r['gap_closed']:.0%} |")
+                    f"{r['T']:g} | {r['alpha']:g} | {_pct(r['gap_closed'])} |")
+
+        def label(r: dict, default: str) -> str:
+            n = r.get("transfer_samples") or 0
+            return f"{default}: transfer set + {n:,} unlabelled examples" if n else default
 
         for name, r in kd.items():
-            lines.append(row(name, "recipe", r))
+            lines.append(row(name, label(r, "recipe"), r))
             for vname, v in (r.get("variants") or {}).items():
-                lines.append(row(name, vname, {**r, **v}))
+                lines.append(row(name, label(v, vname), {**r, **v}))
+        lines += [""]
+        for name, r in kd.items():
+            if r.get("seconds") is not None:
+                lines += [f"{name}: {len(r['seeds'])} seeds measured in {r['seconds'] / 60:.1f} min."]
         lines += [""]
         for name, r in kd.items():
             if r.get("recipe"):
-                lines += [f"**{name} recipe**: " + ", ".join(f"{k}={v}" for k, v in r["recipe"].items()), ""]
+                shown = {k: v for k, v in r["recipe"].items() if v not in ({}, None)}
+                lines += [f"**{name} recipe** (`kdlab.recipes.get_recipe({name!r})`): "
+                          + ", ".join(f"{k}={v}" for k, v in shown.items()), ""]
             if r.get("note"):
                 lines += [r["note"], ""]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,8 +476,16 @@ def write_markdown(results: dict, path: Path) -> None:
 # the command
 
 
-def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str, ...] = ()) -> dict:
-    """Run every measurement; returns the results dictionary (the JSON's content)."""
+SECTIONS = ("notebooks", "widgets", "sweep", "kd_effect")
+
+
+def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str, ...] = (),
+        keep: dict | None = None) -> dict:
+    """Run every measurement; returns the results dictionary (the JSON's content).
+
+    ``skip`` names sections left out; ``keep`` maps section names to an earlier run's results
+    dictionary whose values are reused (and recorded under ``"reused"``) instead of re-measured.
+    """
     import torch
 
     start = time.perf_counter()
@@ -482,11 +508,20 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
         ("notebooks", lambda: measure_notebooks(fast=quick, only=notebooks) if (notebooks is not None or not quick)
          else ({}, {"notebooks": "not run in quick mode (a kernel start alone can take most of CI's minute); "
                                  "pass --notebooks 00 to include some, in FAST mode"})),
-        ("widgets", lambda: measure_widgets(moves=20 if quick else 40)),
+        ("widgets", lambda: measure_widgets(moves=20 if quick else 40, retrains=1 if quick else 3)),
         ("sweep", lambda: measure_sweep(quick=quick)),
         ("kd_effect", lambda: measure_kd_effect(quick=quick, seeds=2 if quick else 5)),
     ]
     for key, step in steps:
+        if keep and key in keep:
+            earlier = keep[key]
+            results[key] = earlier.get(key, {})
+            owned = {key, *(results[key] if key == "widgets" else ()), *(("t_slider_ms", "playground_retrain_s")
+                                                                        if key == "widgets" else ())}
+            results["missing"].update({k: v for k, v in (earlier.get("missing") or {}).items() if k in owned})
+            results.setdefault("reused", {})[key] = earlier["machine"]["date"]
+            _log(f"{key}: reused from the run of {earlier['machine']['date']}")
+            continue
         if key in skip:
             results[key] = {}
             results["missing"][key] = "skipped with --skip"
@@ -503,6 +538,17 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
     return results
 
 
+def _no_nan(value: object) -> object:
+    """NaN (e.g. a gap closed when the teacher is no better) as JSON null: strict JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlab.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI-sized run: FAST notebooks, short recipes, 2 seeds")
@@ -511,15 +557,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", metavar="PATH", help="where to write RESULTS.md (default "
                         "benchmarks/RESULTS.md; with --quick, only where given)")
     parser.add_argument("--notebooks", nargs="*", metavar="PREFIX", help="only notebooks whose names start so")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "widgets", "sweep", "kd_effect"],
-                        help="leave out these measurements")
+    parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="leave out these measurements")
+    parser.add_argument("--keep", nargs="*", default=[], choices=SECTIONS,
+                        help="reuse these sections from the existing JSON (--json, or benchmarks/results.json) "
+                             "instead of measuring them again; RESULTS.md says so and when they were measured")
     args = parser.parse_args(argv)
-    results = run(quick=args.quick, notebooks=args.notebooks, skip=tuple(args.skip))
     json_path = args.json or (None if args.quick else str(BENCH_DIR / "results.json"))
+    keep = None
+    if args.keep:
+        if not json_path or not Path(json_path).exists():
+            parser.error(f"--keep needs an earlier results file, {json_path} does not exist")
+        earlier = json.loads(Path(json_path).read_text())
+        keep = {k: earlier for k in args.keep}
+    results = run(quick=args.quick, notebooks=args.notebooks, skip=tuple(args.skip), keep=keep)
     md_path = args.markdown or (None if args.quick else str(BENCH_DIR / "RESULTS.md"))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+        Path(json_path).write_text(json.dumps(_no_nan(results), indent=2, allow_nan=False) + "\n")
         _log(f"wrote {json_path}")
     if md_path:
         write_markdown(results, Path(md_path))

@@ -115,7 +115,34 @@ def _shift(x: torch.Tensor, shape: tuple[int, ...], max_shift: int, gen: torch.G
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that fixes one KD comparison on one data set (see :data:`RECIPES`)."""
+    """Everything that fixes one KD comparison on one data set (see :data:`RECIPES`).
+
+    Attributes
+    ----------
+    dataset : str
+        Name for :func:`kdlab.load_dataset`.
+    teacher, teacher_widths, teacher_kwargs
+        The teacher's architecture for :func:`kdlab.make_model` (e.g. ``"cnn"``, channels,
+        ``{"kernel_size": 5}``).
+    teacher_epochs, teacher_lr, teacher_augment
+        How the teacher is trained (augmentation: a name for :func:`make_augment`).
+    student, student_widths
+        The student's architecture; the hard-label and the distilled student share it and their
+        initial weights.
+    hard_epochs, hard_lr, hard_weight_decay, hard_augment
+        The hard-label baseline's training, tuned on its own (a fair baseline gets its best
+        settings too, augmentation included).
+    kd_epochs, kd_lr, T, alpha, kd_augment, kd_batch_size
+        The distilled student's training. With ``kd_augment`` the teacher labels the same
+        augmented batch ("function matching").
+    transfer_samples : int
+        Extra *unlabelled* MNIST-1D examples added to the transfer set (0: the training inputs
+        only). Needs ``alpha = 1``.
+    batch_size : int
+        Mini-batch size (of the distilled student too unless ``kd_batch_size`` is set).
+    dataset_kwargs : dict
+        Passed to the generator of the extra transfer examples.
+    """
 
     dataset: str
     teacher: str = "cnn"
@@ -137,6 +164,7 @@ class Recipe:
     kd_augment: str = "none"
     transfer_samples: int = 0
     batch_size: int = 64
+    kd_batch_size: int | None = None
     dataset_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -165,26 +193,43 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
+    # MNIST-1D (4,000 labelled training signals): a CNN teacher, an MLP student 7x smaller. The
+    # MLP has no notion of translation and overfits the labels; the teacher's soft outputs on
+    # extra *unlabelled* signals teach it the function the labels alone cannot.
     "mnist1d": Recipe(
         dataset="mnist1d",
+        teacher="cnn",
         teacher_widths=(64, 64, 64),
         teacher_kwargs={"kernel_size": 5},
-        teacher_epochs=40,
+        teacher_epochs=80,
+        teacher_lr=3e-3,
+        teacher_augment="shift+noise",
+        student="mlp",
         student_widths=(128,),
-        hard_epochs=40,
-        kd_epochs=40,
+        hard_epochs=80,
+        hard_lr=3e-3,
+        hard_augment="shift+noise",
+        kd_epochs=80,
+        kd_lr=3e-3,
         T=4.0,
-        alpha=0.5,
+        alpha=1.0,
+        kd_augment="none",
+        transfer_samples=40_000,
+        batch_size=64,
+        kd_batch_size=128,
     ),
+    # digits (1,347 labelled 8x8 images): a CNN teacher, an MLP student with 8 hidden units.
     "digits": Recipe(
         dataset="digits",
+        teacher="cnn",
         teacher_widths=(32, 32),
         teacher_epochs=40,
         teacher_lr=1e-2,
+        student="mlp",
         student_widths=(8,),
         hard_epochs=60,
         hard_lr=1e-2,
-        kd_epochs=60,
+        kd_epochs=120,
         kd_lr=1e-2,
         T=4.0,
         alpha=0.5,
@@ -192,14 +237,37 @@ RECIPES: dict[str, Recipe] = {
 }
 
 RECIPE_NOTES: dict[str, str] = {
-    "mnist1d": "provisional: being tuned on a validation split",
-    "digits": "provisional: being tuned on a validation split",
+    "mnist1d": (
+        "Chosen on a validation split (20% of the 4,000 training signals; seed-0 teacher, students of "
+        "seeds 0 and 1), never on the test split. Teacher CNN(64,64,64, kernel 5): 40 epochs 0.874, "
+        "80 epochs with shift augmentation 0.946, with shift+noise 0.963 (kept). Hard-label MLP(128), "
+        "epochs 20/40/80 with and without shift+noise augmentation: best 80 epochs with augmentation, "
+        "0.662 (0.568 without). Distillation on the 3,200 labelled inputs only (teacher 0.946; alpha 0.5, no "
+        "augmentation: 0.609; alpha 1 with shift+noise function matching, 80 epochs: 0.638) did not "
+        "beat that baseline. With 40,000 extra unlabelled generated signals in the transfer set "
+        "(alpha 1: no labels used), 20 epochs: T=2 0.744, T=4 0.746; T=4 with 40 "
+        "epochs 0.775, 80 epochs 0.809 (kept); a wider MLP(256) student gained less relative to "
+        "its own baseline (0.714 -> 0.790 at 20 epochs); shift+noise on the transfer set did not "
+        "help (0.788) and costs 3x."
+    ),
+    "digits": (
+        "Chosen on a validation split (20% of the 1,347 training images, 269 examples; 3 seeds), "
+        "never on the test split. Teacher CNN(32,32), 40 epochs at lr 0.01: 0.993. Hard-label "
+        "MLP(8): 60 epochs 0.948 +- 0.013, 120 epochs 0.945. Distillation grid T in {1,2,4,8} x "
+        "alpha in {0.5,0.9,1} x 60/120 epochs (kdlab.sweep): best T=4, alpha=0.5, 120 epochs, "
+        "0.952 +- 0.015, inside the spread over seeds. An 8-unit student is limited by its size "
+        "more than by its labels; soft targets add little here."
+    ),
 }
 
-
-# Other settings measured next to each recipe (the bench reports them too), e.g. without the extra
-# unlabelled transfer examples, so that what they add is visible.
-RECIPE_VARIANTS: dict[str, dict[str, Recipe]] = {}
+# Other settings measured next to each recipe (the bench reports them too), so that what each
+# ingredient adds is visible: here, distillation without the extra unlabelled examples.
+RECIPE_VARIANTS: dict[str, dict[str, Recipe]] = {
+    "mnist1d": {
+        "labelled inputs only, function matching": RECIPES["mnist1d"].replace(
+            transfer_samples=0, kd_augment="shift+noise", kd_epochs=80, kd_batch_size=None, T=4.0, alpha=1.0),
+    },
+}
 
 
 def describe(recipe: Recipe) -> dict[str, object]:
@@ -292,7 +360,7 @@ def train_distilled_student(
         )
     model = _student(data, recipe, seed)
     train(model, x, y, teacher=teacher, T=recipe.T, alpha=alpha, epochs=recipe.kd_epochs, lr=recipe.kd_lr,
-          batch_size=recipe.batch_size, seed=seed, augment=make_augment(recipe.kd_augment, data.input_shape),
+          batch_size=recipe.kd_batch_size or recipe.batch_size, seed=seed, augment=make_augment(recipe.kd_augment, data.input_shape),
           progress=progress, desc="distil")
     return model.eval()
 

@@ -75,7 +75,7 @@ def test_quick_bench_json_has_the_keys_and_types(quick_run):
             stats = kd[player]
             assert 0 <= stats["mean"] <= 1 and stats["std"] >= 0, (name, player)
         assert kd["T"] > 0 and 0 <= kd["alpha"] <= 1
-        assert isinstance(kd["gap_closed"], float)
+        assert kd["gap_closed"] is None or isinstance(kd["gap_closed"], float)  # null: teacher no better
         assert len(kd["seeds"]) >= 2
 
 
