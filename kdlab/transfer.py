@@ -719,12 +719,13 @@ class ShiftExplorer:
         self.update()
 
     def montage(self, shifted: torch.Tensor):
-        """One image of the examples: the source images on top, ``shifted`` ones below, 1-pixel gaps."""
+        """One image of the examples: the source images on top, ``shifted`` ones below, separated by
+        light grey 1-pixel lines (NaN gaps would not survive the widget's JSON)."""
         import numpy as np
 
         h, w = self.data.input_shape
         n = len(self.idx)
-        out = np.full((2 * h + 1, n * (w + 1) - 1), np.nan, dtype=np.float32)
+        out = np.full((2 * h + 1, n * (w + 1) - 1), 0.25, dtype=np.float32)
         for col, i in enumerate(self.idx):
             out[:h, col * (w + 1): col * (w + 1) + w] = self.data.x_test[i].reshape(h, w).numpy()
             out[h + 1:, col * (w + 1): col * (w + 1) + w] = shifted[i].reshape(h, w).numpy()
