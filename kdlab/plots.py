@@ -105,7 +105,7 @@ def plot_distributions(
 
 def decision_grid(x: torch.Tensor, resolution: int = 120, margin: float = 0.5):
     """A grid covering the 2-D inputs ``x``: returns (xx, yy, points as a float tensor)."""
-    lo, hi = x.min(0).values - margin, x.max(0).values + margin
+    lo, hi = (x.min(0).values - margin).tolist(), (x.max(0).values + margin).tolist()
     xs, ys = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
     xx, yy = np.meshgrid(xs, ys)
     return xx, yy, torch.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
