@@ -159,3 +159,31 @@ def test_transfer_set_adds_unlabelled_examples():
     assert torch.equal(x[: len(data.x_train)], data.x_train)
     with pytest.raises(ValueError, match="only for mnist1d"):
         recipes.get_recipe("digits").replace(transfer_samples=10)
+
+
+def test_markdown_from_a_results_dict(tmp_path):
+    stats = lambda m: {"mean": m, "std": 0.01}  # noqa: E731
+    results = {
+        "quick": False, "total_s": 60.0, "import_s": 1.5, "missing": {"sweep": "kdlab.sweep does not exist yet"},
+        "reused": {"kd_effect": "2026-01-01 00:00 UTC"},
+        "machine": {"cpu_count": 2, "date": "2026-01-02 00:00 UTC", "platform": "Linux", "python": "3.11",
+                    "torch": "2.13.0", "torch_threads": 1, "load_start": [1.0], "load_end": [1.0]},
+        "notebooks": {"00_quickstart": {"seconds": 50.0, "peak_mb": 400.0, "mode": "default", "ok": True}},
+        "widgets": {"t_slider_ms": 2.0, "playground_retrain_s": None},
+        "sweep": {"runs": None, "batched_s": None, "sequential_s": None, "speedup": None},
+        "kd_effect": {"mnist1d": {"teacher": stats(0.96), "hard": stats(0.66), "distilled": stats(0.81), "T": 4.0,
+                                  "alpha": 1.0, "gap_closed": 0.5, "transfer_samples": 40000, "seeds": [0, 1],
+                                  "variants": {"labelled only": {"distilled": stats(0.65), "T": 4.0, "alpha": 1.0,
+                                                                 "gap_closed": None, "transfer_samples": 0}}}},
+    }
+    path = tmp_path / "RESULTS.md"
+    bench.write_markdown(results, path)
+    md = path.read_text()
+    assert "| `00_quickstart` ≤ 45 s | 50.0 s | missed by 5 s (11%) |" in md
+    assert "| T slider callback ≤ 50 ms | 2.0 ms | met |" in md
+    assert "| playground retrain ≤ 3 s | n/a | not measured |" in md
+    assert "| MNIST-1D: KD closes ≥ 25% of the gap | 50% | met |" in md
+    assert "gain +0.150, largest std 0.010 | met" in md
+    assert "recipe: transfer set + 40,000 unlabelled examples" in md and "| n/a |" in md
+    assert "kdlab.sweep does not exist yet" in md and "--keep kd_effect" in md
+    assert bench._no_nan({"a": [float("nan"), 1.0]}) == {"a": [None, 1.0]}
