@@ -143,7 +143,7 @@ class JupyterServer:
                 "--Voila.ip=127.0.0.1", f"--port={self.port}",
                 f"--Voila.root_dir={self.root_dir}",
                 f"--token={self.token}",
-            ] + self._root_flag()
+            ]
         raise ValueError(f"app must be 'lab' or 'voila', got {self.app!r}")
 
     def start(self, timeout: float = 90) -> "JupyterServer":
@@ -154,10 +154,16 @@ class JupyterServer:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        probe = "/api/status" if self.app == "lab" else "/"
+        probe = "/api/status"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.app} exited with code {self.proc.returncode}:\n{self.log()}")
+            if self.app == "voila":
+                # GET / would make Voila execute the notebook: wait for its log line instead
+                if "is running at" in self.log():
+                    return self
+                time.sleep(0.3)
+                continue
             try:
                 self.request("GET", probe, timeout=2)
                 return self
@@ -167,7 +173,7 @@ class JupyterServer:
 
     def log(self, tail: int = 4000) -> str:
         try:
-            return self.log_path.read_text()[-tail:]
+            return self.log_path.read_text(errors="replace")[-tail:]
         except OSError:
             return ""
 

@@ -36,7 +36,9 @@ from notebook_tools import NOTEBOOK_DIR, NOTEBOOKS
 
 CHROMIUM = chromium_path()
 MODE = os.environ.get("KDLAB_BROWSER_MODE", "fast")
-WIDGET_CODE = re.compile(r"\bipywidgets\b|FigureWidget|\binteract(ive)?\(|kdlab\.widgets|\bplayground\(|\.widget\(\)")
+# Code that shows a widget: ipywidgets/plotly widgets directly, or kdlab's explorers and playground.
+WIDGET_CODE = re.compile(r"\bipywidgets\b|FigureWidget|\binteract(ive)?\(|kdlab\.widgets|\bplayground\(|"
+                         r"\.widget\(\)|\w*Explorer\(")
 
 try:
     import playwright  # noqa: F401
@@ -59,6 +61,8 @@ def shows_widgets(path: Path) -> bool:
 
 WIDGET_NOTEBOOKS = [p for p in NOTEBOOKS if shows_widgets(p)]
 PLAYGROUND = next((p for p in NOTEBOOKS if p.name.startswith("02_")), None)
+if PLAYGROUND is not None and PLAYGROUND not in WIDGET_NOTEBOOKS:
+    WIDGET_NOTEBOOKS.append(PLAYGROUND)
 
 SELF_CHECK = [
     "import ipywidgets as W, numpy as np, plotly.graph_objects as go\n"
@@ -144,6 +148,11 @@ def assert_no_errors_and_widgets_render(page, name: str, *, expect_widgets: bool
     return n
 
 
+def test_the_suite_has_widget_notebooks_and_the_playground():
+    assert PLAYGROUND is not None, "notebook 02 (the playground) is missing from notebooks/"
+    assert len(WIDGET_NOTEBOOKS) >= 2, [p.name for p in WIDGET_NOTEBOOKS]
+
+
 def test_the_checks_catch_errors_and_broken_widgets(page, lab):
     """Self-check on a small notebook: a live slider moves a plot; a missing model and 1/0 are caught."""
     run_in_lab(page, lab, "_browser_self_check.ipynb", "self-check")
@@ -167,9 +176,15 @@ def test_the_checks_catch_errors_and_broken_widgets(page, lab):
 
 @pytest.mark.parametrize("path", WIDGET_NOTEBOOKS, ids=[p.stem for p in WIDGET_NOTEBOOKS])
 def test_notebook_runs_in_jupyterlab_and_widgets_render(page, lab, path):
+    """Run All in JupyterLab: no error, every widget renders; in 02 the sliders redraw and re-train."""
+    start = time.monotonic()
     run_in_lab(page, lab, path.name, path.stem)
     n = assert_no_errors_and_widgets_render(page, path.name)
-    print(f"{path.name}: {n} widget views rendered")
+    if path == PLAYGROUND:
+        check_playground(page, path.name, path.stem)
+        errors = cell_errors(page)
+        assert not errors, f"{path.name}: errors after using the sliders:\n" + "\n".join(errors)
+    print(f"{path.name}: {n} widget views rendered, {time.monotonic() - start:.0f} s in the browser")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,9 +278,40 @@ def check_playground(page, name: str, shot: str) -> None:
                               f"{shot}-playground-size")
 
 
-@pytest.mark.skipif(PLAYGROUND is None, reason="notebook 02 (the playground) is not in notebooks/ yet")
-def test_playground_notebook_sliders_redraw_and_retrain(page, lab):
-    run_in_lab(page, lab, PLAYGROUND.name, f"{PLAYGROUND.stem}-run")
-    assert_no_errors_and_widgets_render(page, PLAYGROUND.name)
-    check_playground(page, PLAYGROUND.name, PLAYGROUND.stem)
-    assert not cell_errors(page), cell_errors(page)
+# --------------------------------------------------------------------------------------------
+# Demo mode: the playground served without code by Voila
+# --------------------------------------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "playground.ipynb"
+
+
+def test_demo_playground_serves_with_voila(browser, tmp_path):
+    """`voila demo/playground.ipynb`: the large playground renders (no code shown) and re-trains."""
+    pytest.importorskip("voila", reason="Voila is in the [demo] extra: pip install -e '.[demo]'")
+    with jupyter_server(DEMO.parent, tmp_path, app="voila", notebook=DEMO.name) as voila:
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            start = time.monotonic()
+            page.goto(voila.url("/"), wait_until="domcontentloaded", timeout=180_000)
+            view = page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).filter(
+                has=page.locator(".widget-label", has_text=ALPHA_LABEL)).first
+            view.wait_for(timeout=180_000)
+            wait_for_change(page, lambda: playground_status(view).startswith("trained in"), False, timeout_s=60)
+            print(f"Voila: playground ready {time.monotonic() - start:.1f} s after the page was requested")
+            screenshot(page, "demo-voila-opened.png", full_page=True)
+            text = page.inner_text("body")
+            assert "from kdlab" not in text, "Voila should hide the code"
+            for bad in ("Loading widget...", "model not found", "Error displaying widget", "Traceback"):
+                assert bad not in text, f"the Voila page shows {bad!r}"
+            for label in (T_LABEL, ALPHA_LABEL, SIZE_LABEL):
+                assert slider(view, label).count() == 1, f"no {label!r} slider in the demo"
+            check_regions_share_coordinates(view, "demo-voila")
+            title = view.locator(".widget-html h1").first
+            assert title.count() and float(title.evaluate("n => parseFloat(getComputedStyle(n).fontSize)")) >= 32, (
+                "demo mode should have a large heading")
+            check_playground_retrains(page, view, SIZE_LABEL, "ArrowRight", 1, lambda s: f"student {s} (",
+                                      "demo-voila-size")
+        finally:
+            context.close()
