@@ -19,7 +19,6 @@ import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -32,12 +31,12 @@ from ._checks import check_fraction, check_logits, check_positive_int, check_tar
 from .data import Dataset
 from .losses import soft_targets
 from .metrics import accuracy
-from .models import make_model, predict_logits
+from .models import make_model, predict_logits, single_thread
 from .plots import OKABE_ITO, ROLE_COLORS, plot_distributions
 from .training import train
 
 __all__ = [
-    "one_thread", "find_lookalikes", "class_similarity", "plot_class_similarity", "dark_knowledge",
+    "find_lookalikes", "class_similarity", "plot_class_similarity", "dark_knowledge",
     "plot_examples", "FractionResult", "label_fraction_experiment", "bias_shift_for_frequency",
     "choose_bias_shift", "OmittedClassResult", "omitted_class_experiment", "SoftTargetExplorer",
 ]
@@ -45,19 +44,6 @@ __all__ = [
 HARD = "hard labels"
 
 
-@contextmanager
-def one_thread():
-    """Run torch on one thread inside the block, then restore the previous setting.
-
-    The models here are tiny: a second thread only adds synchronisation overhead, and on a machine
-    shared with other work it can make training many times slower.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check_class(value: object, name: str, n_classes: int) -> int:
@@ -372,7 +358,7 @@ def label_fraction_experiment(
     teacher_accuracy = accuracy(predict_logits(teacher, data.x_test), data.y_test)
     records: list[dict] = []
     start = time.perf_counter()
-    with one_thread():
+    with single_thread():
         for f in fractions:
             for seed in seeds:
                 sub = data.subsample(f, seed=seed) if f < 1 else data
@@ -599,7 +585,7 @@ def omitted_class_experiment(
     curves: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
     settings = dict(epochs=_epochs_for(len(x_tr), batch_size, steps), batch_size=batch_size, lr=lr, progress=progress)
-    with one_thread():
+    with single_thread():
         for seed in seeds:
             for name in ("distilled", HARD):
                 student = make_model("mlp" if student_widths else "linear", data.input_shape, data.n_classes,

@@ -10,17 +10,18 @@ import torch
 
 import kdlab
 from kdlab import softlab
+from kdlab.models import single_thread
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    with softlab.one_thread():
+    with single_thread():
         yield
 
 
 @pytest.fixture(scope="module")
 def setup():
-    with softlab.one_thread():
+    with single_thread():
         data, held = softlab.hold_out_inputs(kdlab.load_dataset("digits"), 0.2, seed=0)
         teacher = kdlab.make_model("mlp", data.input_shape, 10, widths=(64,), seed=0)
         kdlab.train(teacher, data.x_train, data.y_train, epochs=8, batch_size=128, lr=1e-2, progress=False)
@@ -30,13 +31,6 @@ def setup():
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def test_one_thread_restores_the_setting():
-    before = torch.get_num_threads()
-    with softlab.one_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 def test_hold_out_inputs_splits_off_unlabelled_images(setup):
