@@ -136,15 +136,20 @@ def run_in_lab(page, lab, name: str, shot: str) -> None:
         screenshot(page, f"{shot}-after-run.png")
 
 
-def assert_no_errors_and_widgets_render(page, name: str, *, expect_widgets: bool = True) -> int:
+def assert_no_errors_and_widgets_render(page, name: str, shot: str) -> int:
+    """No cell shows an error; every widget view rendered (each saved as ``<shot>-widget<k>.png``)."""
     errors = cell_errors(page)
     assert not errors, f"{name}: cells show errors:\n" + "\n".join(errors)
     page.wait_for_timeout(500)  # let the last views attach
     n, problems = widget_problems(page)
-    if expect_widgets:
-        assert n > 0, f"{name}: no widget output found after Run All"
+    assert n > 0, f"{name}: no widget output found after Run All"
     assert not problems, f"{name}: widgets did not render:\n" + "\n".join(problems) + (
         "\nbrowser console:\n" + "\n".join(page.console_errors[-10:]))
+    views = widget_outputs(page)
+    for k in range(views.count()):
+        if views.nth(k).is_visible():
+            views.nth(k).scroll_into_view_if_needed()
+            views.nth(k).screenshot(path=str(screenshot_path(f"{shot}-widget{k}.png")))
     return n
 
 
@@ -164,14 +169,9 @@ def test_the_checks_catch_errors_and_broken_widgets(page, lab):
     live = widget_outputs(page).first
     before = plot_signature(page, live)
     assert before, "the live FigureWidget drew nothing"
-    handle = live.locator(".widget-slider .noUi-handle").first
-    handle.focus()
-    page.keyboard.press("End")
-    page.wait_for_function("() => true")
-    deadline = time.monotonic() + 20
-    while plot_signature(page, live) == before and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    assert plot_signature(page, live) != before, "moving the slider did not change the plot"
+    press_on_slider(live, "T", "End")
+    after = wait_for_change(page, lambda: plot_signature(page, live), before, timeout_s=20)
+    assert after != before, "moving the slider did not change the plot"
 
 
 @pytest.mark.parametrize("path", WIDGET_NOTEBOOKS, ids=[p.stem for p in WIDGET_NOTEBOOKS])
@@ -179,7 +179,7 @@ def test_notebook_runs_in_jupyterlab_and_widgets_render(page, lab, path):
     """Run All in JupyterLab: no error, every widget renders; in 02 the sliders redraw and re-train."""
     start = time.monotonic()
     run_in_lab(page, lab, path.name, path.stem)
-    n = assert_no_errors_and_widgets_render(page, path.name)
+    n = assert_no_errors_and_widgets_render(page, path.name, path.stem)
     if path == PLAYGROUND:
         check_playground(page, path.name, path.stem)
         errors = cell_errors(page)
@@ -212,7 +212,7 @@ def check_t_slider_redraws(page, view, shot: str) -> None:
     before, readout = plot_signature(page, view), slider_readout(view, T_LABEL)
     assert before, f"{shot}: the plot beside the T slider drew nothing"
     view.screenshot(path=str(screenshot_path(f"{shot}-before.png")))
-    press_on_slider(view, T_LABEL, "ArrowRight", times=20)
+    press_on_slider(view, T_LABEL, "ArrowRight", times=10)
     after = wait_for_change(page, lambda: plot_signature(page, view), before, settle_s=0.5)
     view.screenshot(path=str(screenshot_path(f"{shot}-after.png")))
     assert slider_readout(view, T_LABEL) != readout, f"{shot}: the T slider did not move"
@@ -268,10 +268,12 @@ def check_playground(page, name: str, shot: str) -> None:
     playgrounds = views_with_slider(page, ALPHA_LABEL)
     assert len(playgrounds) >= 1, f"{name}: no playground (a widget with an {ALPHA_LABEL!r} slider)"
     view = playgrounds[-1]
-    check_regions_share_coordinates(view, f"{shot}-playground")
     explorers = views_with_slider(page, T_LABEL, without=ALPHA_LABEL)
     for k, explorer in enumerate(explorers):
         check_t_slider_redraws(page, explorer, f"{shot}-T-explorer{k}")
+    view.scroll_into_view_if_needed()
+    view.screenshot(path=str(screenshot_path(f"{shot}-playground-initial.png")))
+    check_regions_share_coordinates(view, f"{shot}-playground")
     # the playground's sliders re-train when released (continuous_update=False); a key press is one change
     check_playground_retrains(page, view, T_LABEL, "ArrowRight", 8, lambda t: f"T = {t}", f"{shot}-playground-T")
     check_playground_retrains(page, view, SIZE_LABEL, "ArrowRight", 1, lambda s: f"student {s} (",
