@@ -1,18 +1,29 @@
 """The suite as a learner meets it: JupyterLab in a real browser (headless Chromium).
 
 One JupyterLab server for the module (127.0.0.1, random port, token, settings and workspaces in a
-temporary folder, no news or update checks) serves a temporary copy of ``notebooks/``. For every
-notebook that shows widgets, the test opens it, clicks Run > Run All Cells, waits until every cell
-has run and the kernel is idle, then checks that no cell shows an error and that every widget view
-rendered (not "Loading widget..." nor a model-not-found message). For notebook 02 it also moves the
-playground's T slider and checks that the plot the learner sees changes, then changes a training
-control and checks that the playground trains again. Screenshots go to ``test-artifacts/``.
+temporary folder, no news, update checks or PyPI extension manager) serves a temporary copy of
+``notebooks/``. For every notebook whose code shows widgets (ipywidgets, plotly FigureWidget,
+kdlab's explorers and playground) the test opens it, clicks Run > Run All Cells, waits until every
+cell has run and the kernel is idle, and checks that no cell (nor a widget's Output area) shows an
+error and that every widget view rendered (not "Loading widget...", not "Error displaying widget:
+model not found", not an empty placeholder). In notebook 02 it also moves each pure T slider with
+the keyboard and checks that the plot beside it changes, then moves the playground's T slider and
+its student-size slider and checks each time that the student re-trains (status "trained in ...",
+the figure names the new T / student, the regions change) and that teacher and student regions
+stay on the same input-plane coordinates. A self-check notebook proves the checks can fail (a
+ZeroDivisionError and a widget whose model is missing must be reported). The demo test serves
+``demo/playground.ipynb`` with Voila and checks the large playground renders without code and
+re-trains.
+
+Screenshots (``test-artifacts/``, gitignored): ``<notebook>-opened.png``, ``<notebook>-after-run.png``,
+``<notebook>-widget<k>.png`` (each widget view), ``02_*-T-explorer<k>-before/after.png``,
+``02_*-playground-initial.png``, ``02_*-playground-T-before/after.png``,
+``02_*-playground-size-before/after.png``, ``self-check-*.png``, ``demo-voila-*.png``.
 
 The copies run in FAST mode (papermill's injected-parameters cell, as in the papermill test): the
 default path is covered by nbval. ``KDLAB_BROWSER_MODE=default`` runs the default path instead.
-The kernel and the server are stopped at the end whatever happens.
-
-Without Chromium the tests are skipped with the command that installs it.
+Kernels are shut down through the REST API after each notebook and the server is stopped at the
+end, whatever happens. Without Chromium the tests are skipped with the command that installs it.
 """
 
 from __future__ import annotations
