@@ -192,9 +192,9 @@ def measure_widgets(moves: int = 40, retrains: int = 3) -> tuple[dict, dict]:
         missing["playground_retrain_s"] = retrain
     else:
         _log("playground retrain")
-        if retrains > 1:
-            retrain()  # warm-up
-        runs = [_median_ms(lambda i: retrain(), 1) / 1000 for _ in range(retrains)]
+        first = _median_ms(lambda i: retrain(), 1) / 1000  # the first retrain (cold), kept as well
+        result["playground_first_retrain_s"] = round(first, 3)
+        runs = [first] if retrains == 1 else [_median_ms(lambda i: retrain(), 1) / 1000 for _ in range(retrains)]
         result["playground_retrain_s"] = round(statistics.median(runs), 3)
     return result, missing
 
@@ -350,7 +350,8 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
     w = results.get("widgets") or {}
     rows.append(("T slider callback ≤ 50 ms", _fmt(w.get('t_slider_ms'), 1, " ms"),
                  _verdict(w.get("t_slider_ms"), TARGETS["t_slider_ms"], unit=" ms"), "widgets"))
-    rows.append(("playground retrain ≤ 3 s", _fmt(w.get('playground_retrain_s'), 2, " s"),
+    rows.append(("playground retrain ≤ 3 s", _fmt(w.get('playground_retrain_s'), 2, " s")
+                 + (f" (first, cold: {w['playground_first_retrain_s']:.2f} s)" if w.get("playground_first_retrain_s") else ""),
                  _verdict(w.get("playground_retrain_s"), TARGETS["playground_retrain_s"], unit=" s"), "widgets"))
     s = results.get("sweep") or {}
     rows.append(("sweep of ≥ 40 runs", _fmt(s.get("runs")),
@@ -432,7 +433,8 @@ def write_markdown(results: dict, path: Path) -> None:
               "is set (as a drag does) and the time until its observer has updated the plotly figure is taken, "
               "median over the moves. The browser's own rendering is not included.",
               "- **playground_retrain_s**: `kdlab.widgets.playground(train_now=False, background=False).retrain()` "
-              "with the default settings (spirals, 40 epochs, figure updates included), median of 3 after a warm-up.",
+              "with the default settings (spirals, 40 epochs, figure updates included), median of 3 after a first "
+              "(cold) retrain, which is reported beside it.",
               "- **sweep**: `kdlab.sweep.train_batched` trains all T × alpha × seed students of a grid on "
               "MNIST-1D at once; the same runs with `kdlab.train` one after another are timed on a subset and "
               "extrapolated (each run costs the same).",
