@@ -448,14 +448,14 @@ class Playground:
         st = self._st
         xs, ys = self._grid_axes
         scale = [[0.0, _ORANGE], [0.5, "#FFFFFF"], [1.0, _BLUE]]
-        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
+        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.12,
                             subplot_titles=(f"teacher: test accuracy {self.teacher_accuracy:.1%}",
                                             "student (not trained yet)", "student while it trains"))
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=self._p_class1(self.teacher), zmin=0, zmax=1, colorscale=scale,
                                  showscale=False, hoverinfo="skip", name="teacher p(class 1)"), 1, 1)
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=np.full((self.resolution,) * 2, 0.5), zmin=0, zmax=1,
                                  colorscale=scale, hoverinfo="skip", name="student p(class 1)",
-                                 colorbar=dict(title=dict(text="p(class 1)"), x=0.63, len=0.9, thickness=12)), 1, 2)
+                                 colorbar=dict(title=dict(text="p(class 1)"), x=0.635, len=0.9, thickness=12)), 1, 2)
         x, y = self.data.x_test.numpy(), self.data.y_test.numpy()
         for col in (1, 2):
             for c, (color, symbol) in enumerate(((_ORANGE, "circle"), (_BLUE, "triangle-up"))):
@@ -482,15 +482,14 @@ class Playground:
         return go.FigureWidget(fig)
 
     def _draw_student(self, model, curves: dict, settings: Settings, n_params: int, epoch: int) -> None:
-        z = self._p_class1(model)
+        # z alone, outside the batch: batched with the curve traces, plotly sends this heatmap's
+        # x/y as undefined and JupyterLab then draws it against cell indices (browser test).
+        self.fig.data[1].z = self._p_class1(model)
         with self.fig.batch_update():
-            self.fig.data[1].z = z
             self.fig.data[6].x, self.fig.data[6].y = list(curves["epoch"]), list(curves["acc"])
             self.fig.data[7].x, self.fig.data[7].y = list(curves["epoch"]), list(curves["agree"])
-            self.fig.layout.annotations[1].text = (f"student {settings.student} ({n_params} params), epoch {epoch}: "
-                                                   f"acc {curves['acc'][-1]:.1%}")
-            self.fig.layout.annotations[2].text = (f"T = {settings.T:.2f}, alpha = {settings.alpha:.2f}: "
-                                                   f"accuracy {curves['acc'][-1]:.1%}, agreement {curves['agree'][-1]:.1%}")
+            self.fig.layout.annotations[1].text = f"student {settings.student} ({n_params} params), epoch {epoch}"
+            self.fig.layout.annotations[2].text = f"curves for T = {settings.T:.2f}, alpha = {settings.alpha:.2f}"
 
     def to_matplotlib(self):
         """A static matplotlib picture of the current state (for readers who cannot run widgets)."""
