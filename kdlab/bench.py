@@ -11,6 +11,9 @@ recipes of :mod:`kdlab.recipes` over five seeds; and times ``import kdlab`` in a
 interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
 ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
 
+``--keep SECTION`` reuses a section of the existing JSON instead of measuring it again (RESULTS.md
+says when it was measured); ``--render-only`` rewrites RESULTS.md from the JSON.
+
 ``--quick`` skips the notebooks (``--notebooks 00`` runs those named, in FAST mode), runs a
 shorter sweep and shortened recipes over two seeds: the keys and types are the same, the numbers are not the
 targets' numbers. It writes RESULTS.md only when ``--markdown`` is given.
@@ -528,8 +531,9 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
             owned = {key, *(results[key] if key == "widgets" else ()), *(("t_slider_ms", "playground_retrain_s")
                                                                         if key == "widgets" else ())}
             results["missing"].update({k: v for k, v in (earlier.get("missing") or {}).items() if k in owned})
-            results.setdefault("reused", {})[key] = earlier["machine"]["date"]
-            _log(f"{key}: reused from the run of {earlier['machine']['date']}")
+            measured = (earlier.get("reused") or {}).get(key, earlier["machine"]["date"])  # kept twice: first date
+            results.setdefault("reused", {})[key] = measured
+            _log(f"{key}: reused from the run of {measured}")
             continue
         if key in skip:
             results[key] = {}
@@ -570,8 +574,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", nargs="*", default=[], choices=SECTIONS,
                         help="reuse these sections from the existing JSON (--json, or benchmarks/results.json) "
                              "instead of measuring them again; RESULTS.md says so and when they were measured")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite RESULTS.md from the existing JSON")
     args = parser.parse_args(argv)
     json_path = args.json or (None if args.quick else str(BENCH_DIR / "results.json"))
+    if args.render_only:
+        md_path = args.markdown or str(BENCH_DIR / "RESULTS.md")
+        write_markdown(json.loads(Path(json_path or BENCH_DIR / "results.json").read_text()), Path(md_path))
+        _log(f"wrote {md_path}")
+        return 0
     keep = None
     if args.keep:
         if not json_path or not Path(json_path).exists():
