@@ -156,7 +156,9 @@ class TemperatureExplorer:
                           title=dict(text="", font=dict(size=st["title"])))
         fig.update_xaxes(title_text="class", row=1, col=1)
         fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
-        fig.update_xaxes(title_text="temperature T (log scale)", type="log", row=1, col=2)
+        ticks = [t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if self.T_MIN <= t <= self.T_MAX]
+        fig.update_xaxes(title_text="temperature T (log scale)", type="log", tickvals=ticks,
+                         ticktext=[f"{t:g}" for t in ticks], row=1, col=2)
         fig.update_yaxes(title_text="entropy (nats)", range=[0, self.max_entropy * 1.1], row=1, col=2)
         self.fig = go.FigureWidget(fig)
         self.t_slider = W.FloatLogSlider(value=T, base=2, min=math.log2(self.T_MIN), max=math.log2(self.T_MAX),
