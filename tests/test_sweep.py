@@ -6,18 +6,6 @@ import kdlab
 from kdlab import sweep
 
 
-@pytest.fixture(scope="module")
-def moons():
-    return kdlab.load_dataset("moons")
-
-
-@pytest.fixture(scope="module")
-def teacher(moons):
-    t = kdlab.make_model("mlp", moons.input_shape, 2, widths=(32, 32), seed=0)
-    kdlab.train(t, moons.x_train, moons.y_train, epochs=8, progress=False)
-    return t
-
-
 def test_batched_runs_match_kdlab_train_run_by_run(moons, teacher):
     Ts, alphas, seeds = [1.0, 4.0, 2.0], [0.0, 0.9, 1.0], [3, 4, 5]
     res = sweep.train_batched(moons.x_train, moons.y_train, seeds=seeds, T=Ts, alpha=alphas,

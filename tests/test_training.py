@@ -4,18 +4,6 @@ import torch
 import kdlab
 
 
-@pytest.fixture(scope="module")
-def moons():
-    return kdlab.load_dataset("moons")
-
-
-@pytest.fixture(scope="module")
-def teacher(moons):
-    t = kdlab.make_model("mlp", moons.input_shape, 2, widths=(32, 32), seed=0)
-    kdlab.train(t, moons.x_train, moons.y_train, epochs=15, progress=False)
-    return t
-
-
 def test_training_learns_and_is_deterministic(moons):
     runs = []
     for _ in range(2):
