@@ -18,7 +18,7 @@ from torch import nn
 
 from .models import predict_logits
 
-__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_history", "plot_distributions",
+__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_distributions", "decision_grid",
            "plot_decision_regions"]
 
 # Okabe & Ito (2008): distinguishable with the common forms of colour blindness.
@@ -59,21 +59,6 @@ def plot_comparison(
     ax.set_xlabel("model")
     ax.set_title(title)
     ax.legend(loc="upper center", ncol=min(3, len(names)), fontsize="small", frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def plot_history(histories: Mapping[str, object], *, metric: str = "eval_accuracy",
-                 title: str = "Learning curves", ax: Axes | None = None) -> Figure:
-    """Per-epoch curves of several :class:`kdlab.History` objects, one line each."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
-    for i, (name, h) in enumerate(histories.items()):
-        ax.plot(h.epoch, getattr(h, metric), label=name, color=_color(name, i), lw=2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -44,7 +44,7 @@ from ._checks import check_alpha, check_choice, check_positive_int, check_temper
 from .data import Dataset, load_dataset
 from .metrics import accuracy, agreement
 from .models import count_parameters, make_model, predict_logits
-from .plots import OKABE_ITO
+from .plots import OKABE_ITO, decision_grid
 from .training import History, TrainState, train
 
 __all__ = ["STUDENT_SIZES", "TemperatureExplorer", "Playground", "playground", "entropy"]
@@ -271,7 +271,8 @@ class Playground:
         st = self._st = _style(self.size)
         self.data, self.teacher = _trained_teacher(dataset, tuple(teacher_widths), 150, self.seed)
         self.resolution = check_positive_int(resolution or (70 if self.size == "large" else 50), "resolution", 10)
-        self._grid_axes, self._grid = self._make_grid()
+        xx, yy, self._grid = decision_grid(self.data.x_train, self.resolution, margin=0.3)
+        self._grid_axes = (xx[0], yy[:, 0])
         self._teacher_test = predict_logits(self.teacher, self.data.x_test)
         self.teacher_accuracy = accuracy(self._teacher_test, self.data.y_test)
 
@@ -431,14 +432,6 @@ class Playground:
         return history
 
     # -- drawing ---------------------------------------------------------------------------------
-    def _make_grid(self):
-        x = self.data.x_train
-        lo, hi = (x.min(0).values - 0.3).numpy(), (x.max(0).values + 0.3).numpy()
-        xs = np.linspace(lo[0], hi[0], self.resolution)
-        ys = np.linspace(lo[1], hi[1], self.resolution)
-        xx, yy = np.meshgrid(xs, ys)
-        return (xs, ys), torch.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
-
     def _p_class1(self, model: torch.nn.Module) -> np.ndarray:
         probs = torch.softmax(predict_logits(model, self._grid), -1)[:, 1]
         return probs.reshape(self.resolution, self.resolution).numpy().round(3)
