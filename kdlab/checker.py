@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,14 +166,6 @@ SOFT_FORMS = ("kl", "soft_ce", "reverse_kl", "probs_input", "log_target_missing"
               "teacher_T_only", "no_T")
 REDUCTIONS = ("batchmean", "mean", "sum")
 T_FACTORS = ("T2", "none", "T")
-
-
-def _reduce(terms: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "batchmean":
-        return terms.sum() / terms.shape[0]
-    if reduction == "mean":
-        return terms.mean()
-    return terms.sum()
 
 
 def _hard_variant(name: str) -> Callable[[_Case, torch.Tensor], torch.Tensor]:

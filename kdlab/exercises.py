@@ -114,7 +114,7 @@ def solution(name: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Notebook 04 (transfer to a new domain): appended; the checks above are unchanged.
 
-__all__ += ["check_freeze_head", "check_k_per_class"]
+__all__ += ["check_kd_loss", "check_entropy_trend", "check_freeze_head", "check_k_per_class"]
 
 
 def check_freeze_head(fn: Callable[[torch.nn.Module], object]) -> Feedback:

@@ -12,7 +12,7 @@ from torch import nn
 from ._checks import check_logits, check_same_shape, check_targets, check_temperature
 from .models import count_parameters, predict_logits
 
-__all__ = ["accuracy", "agreement", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize"]
+__all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize"]
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -28,6 +28,12 @@ def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> flo
     check_logits(teacher_logits, "teacher_logits", ndim=2)
     check_same_shape(student_logits, teacher_logits)
     return (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats along the last axis (``0 * log 0`` counts as 0)."""
+    p = probs.clamp_min(0)
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
 
 
 def mean_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0) -> float:

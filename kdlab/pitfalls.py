@@ -26,7 +26,6 @@ from torch import nn
 
 from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
 from .data import Dataset
-from .losses import distillation_loss
 from .metrics import accuracy, mean_kl
 from .models import predict_logits, single_thread
 

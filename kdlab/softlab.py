@@ -30,7 +30,7 @@ from torch import nn
 from ._checks import check_fraction, check_logits, check_positive_int, check_targets, check_temperature
 from .data import Dataset
 from .losses import soft_targets
-from .metrics import accuracy
+from .metrics import accuracy, entropy
 from .models import make_model, predict_logits, single_thread
 from .plots import OKABE_ITO, ROLE_COLORS, plot_distributions
 from .training import train
@@ -167,12 +167,12 @@ def dark_knowledge(logits: torch.Tensor, T: float = 1.0) -> dict[str, float]:
     p = soft_targets(logits, T)
     top = p.max(dim=1).values
     off = 1 - top
-    entropy = -(p * p.clamp_min(1e-30).log()).sum(1)
+    h = entropy(p)
     above = (p > 0.01).sum(1) - 1
     return {
         "mass_off_top": off.mean().item(),
         "median_mass_off_top": off.median().item(),
-        "entropy": entropy.mean().item(),
+        "entropy": h.mean().item(),
         "classes_above_1pct": above.float().mean().item(),
     }
 
@@ -789,7 +789,7 @@ class SoftTargetExplorer:
         img = self.current_input().reshape(self.input_shape).numpy()
         T = float(self.temperature.value)
         p_t = probs["teacher"]
-        entropy = float(-(p_t * p_t.clamp_min(1e-30).log()).sum())
+        h = float(entropy(p_t))
         if self.source.value == "my drawing":
             what = "your drawing"
         else:
@@ -798,7 +798,7 @@ class SoftTargetExplorer:
             self.figure.data[0].z = img
             for trace, p in zip(self.figure.data[1:], probs.values()):
                 trace.y = p.numpy().round(5)
-            self.figure.layout.title.text = (f"{what}, T = {T:.2f}: teacher's entropy {entropy:.2f} nats "
+            self.figure.layout.title.text = (f"{what}, T = {T:.2f}: teacher's entropy {h:.2f} nats "
                                              f"(max {math.log(len(p_t)):.2f})")
 
     def redraw_latency_ms(self, repeats: int = 25) -> float:

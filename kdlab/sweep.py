@@ -19,7 +19,6 @@ no parameter is shared, each run receives exactly the gradient of its own loss.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

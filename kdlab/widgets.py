@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
-from .data import Dataset, load_dataset
-from .metrics import accuracy, agreement
+from .data import load_dataset
+from .metrics import accuracy, entropy
 from .models import count_parameters, make_model, predict_logits
 from .plots import OKABE_ITO, decision_grid
 from .training import History, TrainState, train
@@ -60,12 +60,6 @@ STUDENT_SIZES: dict[str, tuple[int, ...]] = {
 
 _SIZES = ("normal", "large")
 _BLUE, _ORANGE, _GREEN, _VERMILLION = OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[3]
-
-
-def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in nats along the last axis (``0 * log 0`` counts as 0)."""
-    p = probs.clamp_min(0)
-    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
 
 
 def _check_size(size: str, demo: bool) -> str:

@@ -152,13 +152,6 @@ def test_hard_term_missing():
 
 
 def test_in_place_change_of_the_logits():
-    def in_place(s, t, y, T, alpha):
-        s = s.clone()  # so that autograd allows the in-place division below...
-        loss = kdlab.distillation_loss(s, t, y, T, alpha)
-        return loss
-
-    assert check_distillation_loss(in_place).ok
-
     def mutates(s, t, y, T, alpha):
         with torch.no_grad():
             t /= T  # ...but this changes the caller's tensor

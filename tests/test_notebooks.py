@@ -11,7 +11,7 @@ import re
 import papermill as pm
 import pytest
 
-from notebook_tools import NOTEBOOK_DIR, NOTEBOOKS, compared_cells, parameters_cell, read, tags
+from notebook_tools import NOTEBOOK_DIR, NOTEBOOKS, compared_cells, parameters_cell, read
 
 ids = [p.stem for p in NOTEBOOKS]
 
