@@ -56,7 +56,7 @@ def test_k_per_class_catches_the_usual_mistakes():
         return torch.cat([torch.nonzero(y == c).flatten()[:1].repeat(k) for c in y.unique()])
 
     for fn, words in ((first_k, "same picks"), (global_random, "not reproducible"), (k_total, "you picked"),
-                      (repeats, "twice"), (labels, "")):
+                      (repeats, "twice"), (labels, "twice")):  # labels as indices repeat
         fb = ex.check_k_per_class(fn)
         assert not fb and words in fb.message and fb.hint, (fn.__name__, fb)
     assert not ex.check_k_per_class(lambda y, k, seed: [0, 1])
