@@ -34,84 +34,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_alpha, check_positive_int, check_temperature
+from ._checks import check_alpha, check_temperature
 from .data import Dataset, load_dataset, load_mnist1d
 from .metrics import accuracy
 from .models import make_model, predict_logits
 from .training import train
+from .transforms import AUGMENTS, make_augment
 
 __all__ = [
     "Recipe", "RECIPES", "RECIPE_NOTES", "RECIPE_VARIANTS", "describe", "get_recipe", "make_augment", "transfer_set",
     "train_teacher", "train_hard_student", "train_distilled_student", "KDComparison", "compare",
 ]
-
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-AUGMENTS = ("none", "shift", "shift+noise", "mixup", "shift+noise+mixup")
-
-
-def make_augment(name: str, input_shape: Sequence[int], max_shift: int = 3, noise: float = 0.1) -> Augment | None:
-    """An augmentation for :func:`kdlab.train` (``augment(x_batch, generator) -> x_batch``).
-
-    Parameters
-    ----------
-    name : {"none", "shift", "shift+noise", "mixup", "shift+noise+mixup"}
-        ``"shift"`` translates each signal (or image, along both axes) by a random integer in
-        ``[-max_shift, max_shift]`` (edge values repeat); ``"noise"`` adds Gaussian noise of std ``noise``; ``"mixup"`` blends
-        each example with another of the batch, ``lam * x + (1 - lam) * x[perm]`` with
-        ``lam ~ U(0, 1)``. Mixup changes what the right label is, so use it only for pure
-        distillation (``alpha=1``), where the teacher labels the blended input ("function
-        matching", Beyer et al. 2022).
-    input_shape : sequence of int
-        One example's shape: ``(length,)`` or ``(height, width)``; inputs arrive flattened.
-    max_shift : int
-        Largest translation, in samples.
-    noise : float
-        Standard deviation of the added noise.
-
-    Returns
-    -------
-    callable or None
-        ``None`` for ``"none"``.
-    """
-    if name not in AUGMENTS:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(map(repr, AUGMENTS))}")
-    if name == "none":
-        return None
-    parts = name.split("+")
-    shape = tuple(input_shape)
-    if "shift" in parts and len(shape) not in (1, 2):
-        raise ValueError(f"the 'shift' augmentation needs signals (length,) or images (height, width), got input_shape={shape}")
-    max_shift = check_positive_int(max_shift, "max_shift")
-
-    def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        n = len(x)
-        if "shift" in parts:
-            x = _shift(x, shape, max_shift, gen)
-        if "noise" in parts:
-            x = x + noise * torch.randn(x.shape, generator=gen)
-        if "mixup" in parts:
-            lam = torch.rand((n, 1), generator=gen)
-            perm = torch.randperm(n, generator=gen)
-            x = lam * x + (1 - lam) * x[perm]
-        return x
-
-    return augment
-
-
-def _shift(x: torch.Tensor, shape: tuple[int, ...], max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each flattened example by random integers along each axis, repeating the edges."""
-    n = len(x)
-    out = x.reshape(n, *shape)
-    for axis, size in enumerate(shape, start=1):
-        s = torch.randint(-max_shift, max_shift + 1, (n, 1), generator=gen)
-        idx = (torch.arange(size).unsqueeze(0) - s).clamp(0, size - 1)  # (n, size)
-        view = [n] + [1] * len(shape)
-        view[axis] = size
-        idx = idx.reshape(view).expand(out.shape)
-        out = torch.gather(out, axis, idx)
-    return out.reshape(n, -1)
-
 
 @dataclass(frozen=True)
 class Recipe:

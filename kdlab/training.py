@@ -24,6 +24,7 @@ from ._checks import check_alpha, check_positive_int, check_targets, check_tempe
 from .losses import distillation_loss
 from .metrics import accuracy, agreement
 from .models import predict_logits, single_thread
+from .transforms import Augment
 
 __all__ = ["History", "TrainState", "train"]
 
@@ -54,7 +55,6 @@ class TrainState:
     history: History
 
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Callback = Callable[[TrainState], None]
 
 
