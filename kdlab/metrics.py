@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,7 +13,7 @@ from torch import nn
 from ._checks import check_logits, check_same_shape, check_targets, check_temperature
 from .models import count_parameters, predict_logits
 
-__all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize"]
+__all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize", "linear_cka"]
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -124,3 +125,53 @@ def summarize(
     table = pd.DataFrame(columns)
     table["runs"] = groups.size()
     return table.round(digits)
+
+
+def _as_matrix(x: object, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (n_examples, features...), got {tuple(x.shape)}")
+    return x.detach().reshape(len(x), -1).to(torch.float64)
+
+
+def linear_cka(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) between two representations.
+
+    ``CKA(A, B) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F)`` after centring each column (feature)
+    over the examples. Rows are examples; each representation is flattened to ``(n, features)``,
+    and the two may have different widths. The value lies in [0, 1]: 1 when one is an orthogonal
+    transform of the other, times a scale (plus a shift); it is invariant to those and is not to
+    arbitrary invertible linear maps.
+
+    Raises
+    ------
+    ValueError
+        If the numbers of examples differ, or a representation is constant over the examples
+        (CKA is then undefined).
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    >>> round(linear_cka(a, 3 * a), 6)
+    1.0
+    """
+    x, y = _as_matrix(a, "a"), _as_matrix(b, "b")
+    if len(x) != len(y):
+        raise ValueError(f"a and b must hold the same examples (rows): got {len(x)} and {len(y)} rows")
+    if len(x) < 2:
+        raise ValueError(f"linear_cka needs at least 2 examples, got {len(x)}")
+    x = x - x.mean(0, keepdim=True)
+    y = y - y.mean(0, keepdim=True)
+    # ||X||_F^2 scales: normalise first so that tiny or huge activations do not under/overflow
+    for name, m in (("a", x), ("b", y)):
+        if m.norm() <= 1e-12 * max(1.0, m.abs().max().item()):
+            raise ValueError(f"{name} is constant over the examples, so linear CKA is undefined")
+    x = x / x.norm()
+    y = y / y.norm()
+    cross = (y.T @ x).pow(2).sum()
+    value = cross / ((x.T @ x).norm() * (y.T @ y).norm())
+    return float(value.clamp(0.0, 1.0))

@@ -1,16 +1,25 @@
-"""One training loop for everything: hard labels, distillation, or both.
+"""One training loop for everything: hard labels, distillation, a learner's loss, extra terms.
 
 ``train(student, x, y)`` trains on hard labels. ``train(student, x, y, teacher=teacher, T=4,
 alpha=0.9)`` distils with :func:`kdlab.distillation_loss`; ``y=None`` with ``alpha=1`` distils on
-an unlabelled transfer set. The loop runs on one CPU thread (see :func:`kdlab.models.single_thread`),
-is seeded and deterministic, shows a ``tqdm`` progress bar,
-calls callbacks after every epoch (so that a plot can update while it trains), and on
-KeyboardInterrupt (the notebook's stop button) stops cleanly, keeping the weights learnt so far.
+an unlabelled transfer set. Every step computes one visible sum::
+
+    loss = loss_fn(student_logits, teacher_logits, targets, T, alpha) + extra_loss(model, x_batch, batch_idx)
+
+``loss_fn`` defaults to the KD loss (cross-entropy without a teacher); pass your own to train with
+a learner's (or a buggy) loss. ``extra_loss`` adds a term such as a FitNets hint loss
+(:func:`kdlab.hint_loss`), with its own parameters (a regressor) in ``extra_params``.
+
+The loop runs on one CPU thread (see :func:`kdlab.models.single_thread`), is seeded and
+deterministic, shows a ``tqdm`` progress bar, calls callbacks after every epoch (so that a plot can
+update while it trains), and on KeyboardInterrupt (the notebook's stop button) stops cleanly,
+keeping the weights learnt so far and marking the history ``interrupted``: a loop of several runs
+checks that flag and stops too (see :func:`kdlab.compare.compare_students`).
 """
 
 from __future__ import annotations
 
-import time
+import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,18 +35,23 @@ from .metrics import accuracy, agreement
 from .models import predict_logits, single_thread
 from .transforms import Augment
 
-__all__ = ["History", "TrainState", "train"]
+__all__ = ["History", "TrainState", "LossFn", "ExtraLoss", "train"]
+
+#: ``loss_fn(student_logits, teacher_logits, targets, T, alpha) -> scalar``; ``teacher_logits`` is
+#: ``None`` without a teacher, ``targets`` is ``None`` on an unlabelled transfer set.
+LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float, float], torch.Tensor]
+#: ``extra_loss(model, x_batch, batch_idx) -> scalar``, added to the loss of every step.
+ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class History:
-    """What happened during :func:`train`, one entry per epoch."""
+    """What happened during :func:`train`, one entry per finished epoch."""
 
     epoch: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
     eval_agreement: list[float] = field(default_factory=list)
-    seconds: float = 0.0
     interrupted: bool = False
 
     @property
@@ -58,6 +72,26 @@ class TrainState:
 Callback = Callable[[TrainState], None]
 
 
+def _hard_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
+                     targets: torch.Tensor | None, T: float, alpha: float) -> torch.Tensor:
+    return F.cross_entropy(student_logits, targets)
+
+
+def _check_step_loss(loss: object, epoch: int, step: int, custom: bool) -> torch.Tensor:
+    """A step's loss must be a finite scalar tensor that depends on the student's parameters."""
+    source = "loss_fn (plus extra_loss)" if custom else "the loss"
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"{source} must return a scalar torch.Tensor, got "
+                        f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
+    if not loss.requires_grad:
+        raise ValueError(f"{source} does not depend on the student's parameters (no gradient) at epoch {epoch}, "
+                         f"step {step}: it never looks at the student's logits, so training cannot change anything")
+    if not math.isfinite(loss.item()):
+        raise ValueError(f"{source} is {loss.item()} at epoch {epoch}, step {step}: training diverged. Check the "
+                         "loss (log of 0? probabilities where log-probabilities belong?) or lower lr")
+    return loss
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -66,6 +100,9 @@ def train(
     teacher: nn.Module | None = None,
     T: float = 4.0,
     alpha: float | None = None,
+    loss_fn: LossFn | None = None,
+    extra_loss: ExtraLoss | None = None,
+    extra_params: Iterable[nn.Parameter] = (),
     epochs: int = 20,
     batch_size: int = 64,
     lr: float = 3e-3,
@@ -77,7 +114,7 @@ def train(
     progress: bool = True,
     desc: str | None = None,
 ) -> History:
-    """Train ``model`` in place on ``(x, y)``, on hard labels or distilling from ``teacher``.
+    """Train ``model`` in place on ``(x, y)``: hard labels, distillation, or any loss.
 
     Parameters
     ----------
@@ -94,6 +131,15 @@ def train(
         Distillation temperature (ignored without a teacher).
     alpha : float, optional
         Weight of the soft loss; default 0.9 with a teacher and 0 (hard labels only) without one.
+    loss_fn : callable, optional
+        ``loss_fn(student_logits, teacher_logits, targets, T, alpha) -> scalar``; default
+        :func:`kdlab.distillation_loss` with a teacher, cross-entropy without one.
+    extra_loss : callable, optional
+        ``extra_loss(model, x_batch, batch_idx) -> scalar`` added to every step's loss, e.g. a
+        weighted hint loss. ``x_batch`` is the batch the student just saw (augmented, if
+        ``augment`` is set); ``batch_idx`` its rows in ``x``.
+    extra_params : iterable of parameters
+        Trained alongside the model by the same optimizer (e.g. a FitNets regressor's).
     epochs, batch_size, lr, weight_decay
         Adam's settings and the length of training.
     seed : int
@@ -101,23 +147,45 @@ def train(
     eval_set : (x, y), optional
         Evaluated after every epoch: accuracy and, with a teacher, agreement with it.
     augment : callable, optional
-        ``augment(x_batch, generator) -> x_batch``. With a teacher, the teacher sees the same
-        augmented batch as the student ("function matching", Beyer et al. 2022).
+        ``augment(x_batch, generator) -> x_batch``. With a teacher, the teacher labels the same
+        augmented batch as the student sees ("function matching", Beyer et al. 2022).
     callbacks : iterable of callables
         Each is called with a :class:`TrainState` after every epoch.
     progress : bool
         Show a progress bar.
+    desc : str, optional
+        The progress bar's label.
 
     Returns
     -------
     History
-        Loss, evaluation accuracy and agreement per epoch, wall-clock seconds, and whether
-        training was interrupted.
+        Loss, evaluation accuracy and agreement per finished epoch, and whether training was
+        interrupted.
+
+    Raises
+    ------
+    ValueError
+        For bad settings, and when a step's loss is NaN or infinite, or does not depend on the
+        student (it could not train anything).
+
+    Examples
+    --------
+    >>> import kdlab
+    >>> data = kdlab.load_dataset("moons")
+    >>> student = kdlab.make_model("mlp", data.input_shape, 2, widths=(8,))
+    >>> history = kdlab.train(student, data.x_train, data.y_train, epochs=2, progress=False)
+    >>> len(history.loss)
+    2
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if teacher is not None and not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module or None, got {type(teacher).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("extra_loss", extra_loss), ("augment", augment)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function or None, got {type(fn).__name__}")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     if teacher is None:
@@ -131,25 +199,23 @@ def train(
         raise ValueError(
             f"y=None (unlabelled data) needs a teacher and alpha=1; got alpha={alpha}. Pass labels or distil with alpha=1."
         )
-    n_classes = None
-    teacher_was_training = teacher is not None and teacher.training
-    if teacher is not None:
-        teacher.eval()  # no dropout noise in the targets
     if y is not None:
-        probe = predict_logits(model, x[:1])
-        n_classes = probe.shape[1]
+        n_classes = predict_logits(model, x[:1]).shape[1]
         y = check_targets(y, len(x), n_classes, name="y")
+    custom = loss_fn is not None or extra_loss is not None
+    if loss_fn is None:
+        loss_fn = distillation_loss if teacher is not None else _hard_label_loss
 
+    teacher_was_training = teacher is not None and teacher.training
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)
-    teacher_logits = None
-    if teacher is not None and augment is None:
-        teacher_logits = predict_logits(teacher, x)  # computed once: the targets do not change
+    # Fixed targets are computed once; under augmentation the teacher labels each augmented batch.
+    teacher_logits = predict_logits(teacher, x) if (teacher is not None and augment is None) else None
     eval_teacher = predict_logits(teacher, eval_set[0]) if (teacher is not None and eval_set) else None
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    params = list(model.parameters()) + list(extra_params)
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     history = History()
-    start = time.perf_counter()
     with single_thread():
         bar = tqdm(range(1, epochs + 1), desc=desc or ("distil" if teacher is not None else "train"),
                    disable=not progress, leave=False)
@@ -158,7 +224,7 @@ def train(
                 model.train()
                 perm = torch.randperm(len(x), generator=gen)
                 total, count = 0.0, 0
-                for i in range(0, len(x), batch_size):
+                for step, i in enumerate(range(0, len(x), batch_size), start=1):
                     idx = perm[i : i + batch_size]
                     xb = x[idx]
                     yb = None if y is None else y[idx]
@@ -166,14 +232,17 @@ def train(
                         xb = augment(xb, gen)
                     logits = model(xb)
                     if teacher is None:
-                        loss = F.cross_entropy(logits, yb)
+                        tb = None
+                    elif teacher_logits is not None:
+                        tb = teacher_logits[idx]
                     else:
-                        if teacher_logits is not None:
-                            tb = teacher_logits[idx]
-                        else:
-                            with torch.no_grad():
-                                tb = teacher(xb)
-                        loss = distillation_loss(logits, tb, yb, T=T, alpha=alpha)
+                        teacher.eval()
+                        with torch.no_grad():
+                            tb = teacher(xb)
+                    loss = loss_fn(logits, tb, yb, T, alpha)
+                    if extra_loss is not None:
+                        loss = loss + extra_loss(model, xb, idx)
+                    loss = _check_step_loss(loss, epoch, step, custom)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -181,14 +250,14 @@ def train(
                     count += len(idx)
                 history.epoch.append(epoch)
                 history.loss.append(total / count)
+                postfix = {"loss": f"{history.loss[-1]:.3f}"}
                 if eval_set is not None:
                     logits = predict_logits(model, eval_set[0])
                     history.eval_accuracy.append(accuracy(logits, eval_set[1]))
                     if eval_teacher is not None:
                         history.eval_agreement.append(agreement(logits, eval_teacher))
-                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.eval_accuracy[-1]:.3f}")
-                else:
-                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+                    postfix["acc"] = f"{history.eval_accuracy[-1]:.3f}"
+                bar.set_postfix(postfix)
                 for callback in callbacks:
                     callback(TrainState(model, epoch, epochs, history))
         except KeyboardInterrupt:
@@ -203,5 +272,4 @@ def train(
             model.eval()
             if teacher is not None:
                 teacher.train(teacher_was_training)
-            history.seconds = time.perf_counter() - start
     return history

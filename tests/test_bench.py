@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdlab import bench, recipes
+import kdlab
+from kdlab import bench
+from kdlab.bench import recipes
+from kdlab.transforms import make_augment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,27 +117,27 @@ def test_recipes_exist_and_validate():
     with pytest.raises(ValueError, match="T must be"):
         recipes.get_recipe("digits").replace(T=0)
     with pytest.raises(ValueError, match="unknown augmentation 'flip'"):
-        recipes.make_augment("flip", (40,))
+        make_augment("flip", (40,))
     with pytest.raises(ValueError, match="needs signals"):
-        recipes.make_augment("shift", (2, 2, 2))
+        make_augment("shift", (2, 2, 2))
     with pytest.raises(TypeError, match="recipe must be"):
         recipes.train_teacher(None, "digits")  # type: ignore[arg-type]
 
 
 def test_augment_is_seeded_and_shape_preserving():
-    aug = recipes.make_augment("shift+noise+mixup", (40,))
+    aug = make_augment("shift+noise+mixup", (40,))
     x = torch.randn(16, 40)
     a = aug(x, torch.Generator().manual_seed(0))
     b = aug(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
-    shift = recipes.make_augment("shift", (40,), max_shift=2)
+    shift = make_augment("shift", (40,), max_shift=2)
     ramp = torch.arange(40.0).repeat(8, 1)
     moved = shift(ramp, torch.Generator().manual_seed(1))
     # a translation: every row is the ramp moved by at most 2 samples, edges repeated
     assert (moved - ramp).abs().max() <= 2
-    assert recipes.make_augment("none", (40,)) is None
+    assert make_augment("none", (40,)) is None
     image = torch.arange(64.0).reshape(1, 8, 8).repeat(4, 1, 1).reshape(4, 64)
-    moved = recipes.make_augment("shift", (8, 8), max_shift=1)(image, torch.Generator().manual_seed(2))
+    moved = make_augment("shift", (8, 8), max_shift=1)(image, torch.Generator().manual_seed(2))
     assert moved.shape == (4, 64)
     rows, cols = (moved.reshape(4, 8, 8) // 8), (moved.reshape(4, 8, 8) % 8)
     assert ((rows - torch.arange(8.0).reshape(1, 8, 1)).abs() <= 1).all()
@@ -152,7 +155,7 @@ def test_compare_runs_a_tiny_recipe_and_computes_the_gap():
 
 
 def test_transfer_set_adds_unlabelled_examples():
-    data = recipes.load_mnist1d(n_samples=500)
+    data = kdlab.load_mnist1d(n_samples=500)
     r = recipes.get_recipe("mnist1d").replace(transfer_samples=200, alpha=1.0)
     x = recipes.transfer_set(data, r)
     assert x.shape == (len(data.x_train) + 200, data.n_features)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import kdlab
-from kdlab import pitfalls
-from kdlab.checker import LossReport, check_distillation_loss
+from kdlab.lessons import pitfalls
+from kdlab.exercises.checker import LossReport, check_distillation_loss
 
 
 def soft_kl(s, t, T, reduction="batchmean"):

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 
 from kdlab import distillation_loss
 from kdlab import exercises as ex
+from kdlab.exercises import solutions
 
 
 def test_check_kd_loss_accepts_the_reference_and_the_solution():
     assert ex.check_kd_loss(distillation_loss).ok
-    assert ex.check_kd_loss(ex._SOLUTIONS["kd_loss"]).ok
+    assert ex.check_kd_loss(solutions.kd_loss).ok
 
 
 @pytest.mark.parametrize("wrong", [
@@ -59,7 +60,7 @@ def test_check_entropy_trend_wrong_answers_get_a_hint(trend, limit, needle):
 
 
 def test_entropy_trend_solution_matches_the_numbers():
-    trend, limit = ex._SOLUTIONS["entropy_trend"]()
+    trend, limit = solutions.entropy_trend()
     assert ex.check_entropy_trend(trend, limit).ok
     z = torch.randn(10, generator=torch.Generator().manual_seed(0)) * 3
     entropies = [float(-(p * p.log()).sum()) for p in (torch.softmax(z / T, 0) for T in (1, 4, 16, 1000))]

@@ -1,11 +1,12 @@
 import torch
 
 from kdlab import exercises as ex
+from kdlab.exercises import solutions
 
 
 def test_gradient_shrink_factor_accepts_the_square_and_explains_mistakes():
     assert ex.check_gradient_shrink_factor(4.0)
-    assert ex.check_gradient_shrink_factor(ex._SOLUTIONS["gradient_shrink_factor"](2.0, 10.0), 2.0, 10.0)
+    assert ex.check_gradient_shrink_factor(solutions.gradient_shrink_factor(2.0, 10.0), 2.0, 10.0)
     wrong = ex.check_gradient_shrink_factor(2.0)
     assert not wrong and "one factor" in wrong.message and wrong.hint
     assert "inverse" in ex.check_gradient_shrink_factor(0.25).message
@@ -13,13 +14,13 @@ def test_gradient_shrink_factor_accepts_the_square_and_explains_mistakes():
 
 
 def test_logit_matching_gradient_checks_value_centring_and_scale():
-    assert ex.check_logit_matching_gradient(ex._SOLUTIONS["logit_matching_gradient"])
+    assert ex.check_logit_matching_gradient(solutions.logit_matching_gradient)
     not_centred = ex.check_logit_matching_gradient(lambda s, t: (s - t) / (s.shape[0] * s.shape[1]))
     assert not not_centred and "offset" in not_centred.message
     no_c = ex.check_logit_matching_gradient(
         lambda s, t: ((s - s.mean(1, keepdim=True)) - (t - t.mean(1, keepdim=True))) / s.shape[0])
     assert not no_c and "n_classes" in no_c.message
-    flipped = ex.check_logit_matching_gradient(lambda s, t: -ex._SOLUTIONS["logit_matching_gradient"](s, t))
+    flipped = ex.check_logit_matching_gradient(lambda s, t: -solutions.logit_matching_gradient(s, t))
     assert not flipped and "sign" in flipped.message
 
 

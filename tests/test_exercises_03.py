@@ -3,11 +3,11 @@ import math
 import torch
 
 from kdlab import exercises as ex
-from kdlab.exercises import _SOLUTIONS
+from kdlab.exercises import solutions
 
 
 def test_reference_cka_passes_and_common_mistakes_get_specific_hints():
-    assert ex.check_linear_cka(_SOLUTIONS["my_linear_cka"])
+    assert ex.check_linear_cka(solutions.my_linear_cka)
 
     def uncentred(a, b):
         a, b = a.double(), b.double()
@@ -17,7 +17,7 @@ def test_reference_cka_passes_and_common_mistakes_get_specific_hints():
     assert not fb and "uncentred" in fb.message and "mean" in fb.hint
 
     def unsquared(a, b):
-        return math.sqrt(_SOLUTIONS["my_linear_cka"](a, b))
+        return math.sqrt(solutions.my_linear_cka(a, b))
 
     fb = ex.check_linear_cka(unsquared)
     assert not fb and "squared" in fb.hint
@@ -36,7 +36,7 @@ def test_cka_check_never_raises_on_broken_answers():
 
 
 def test_regressor_parameters():
-    assert ex.check_regressor_parameters(_SOLUTIONS["regressor_parameters"](8, 64), 8, 64)
+    assert ex.check_regressor_parameters(solutions.regressor_parameters(8, 64), 8, 64)
     assert ex.check_regressor_parameters(576, 8, 64)
     fb = ex.check_regressor_parameters(512, 8, 64)
     assert not fb and "bias" in fb.hint

@@ -4,11 +4,12 @@ from contextlib import redirect_stdout
 import torch
 
 from kdlab import exercises as ex
+from kdlab.exercises import solutions
 
 
 def test_reference_solutions_pass():
-    assert ex.check_freeze_head(ex._SOLUTIONS["freeze_all_but_head"])
-    assert ex.check_k_per_class(ex._SOLUTIONS["k_per_class_indices"])
+    assert ex.check_freeze_head(solutions.freeze_all_but_head)
+    assert ex.check_k_per_class(solutions.k_per_class_indices)
     buf = io.StringIO()
     with redirect_stdout(buf):
         ex.solution("freeze_all_but_head")

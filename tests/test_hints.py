@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import kdlab
-from kdlab import hints
+from kdlab import features, widgets
+from kdlab.lessons import feature_hints as hints
 
 
 # ---------------------------------------------------------------- linear CKA
@@ -26,7 +27,7 @@ def _orthogonal(p, seed):
 @given(n=st.integers(3, 40), p=st.integers(1, 12), seed=st.integers(0, 10_000))
 def test_cka_of_a_representation_with_itself_is_one(n, p, seed):
     a = _well_conditioned(n, p, seed)
-    assert linear_close(hints.linear_cka(a, a), 1.0)
+    assert linear_close(kdlab.linear_cka(a, a), 1.0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -34,11 +35,11 @@ def test_cka_of_a_representation_with_itself_is_one(n, p, seed):
        scale=st.floats(1e-3, 1e3))
 def test_cka_is_invariant_to_orthogonal_transforms_and_isotropic_scaling(n, p, q, seed, scale):
     a, b = _well_conditioned(n, p, seed), _well_conditioned(n, q, seed + 1)
-    base = hints.linear_cka(a, b)
-    rotated = hints.linear_cka(a @ _orthogonal(p, seed + 2), b)
-    scaled = hints.linear_cka(scale * a, b)
+    base = kdlab.linear_cka(a, b)
+    rotated = kdlab.linear_cka(a @ _orthogonal(p, seed + 2), b)
+    scaled = kdlab.linear_cka(scale * a, b)
     assert linear_close(rotated, base) and linear_close(scaled, base)
-    assert linear_close(hints.linear_cka(a, scale * (a @ _orthogonal(p, seed + 3)) + 5.0), 1.0)
+    assert linear_close(kdlab.linear_cka(a, scale * (a @ _orthogonal(p, seed + 3)) + 5.0), 1.0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -46,11 +47,11 @@ def test_cka_is_invariant_to_orthogonal_transforms_and_isotropic_scaling(n, p, q
        b=arrays(np.float64, (12, 3), elements=st.floats(-100, 100)))
 def test_cka_is_symmetric_and_between_zero_and_one(a, b):
     try:
-        ab = hints.linear_cka(a, b)
+        ab = kdlab.linear_cka(a, b)
     except ValueError as err:  # a constant representation: undefined, and said so
         assert "constant" in str(err)
         return
-    assert 0.0 <= ab <= 1.0 and linear_close(ab, hints.linear_cka(b, a))
+    assert 0.0 <= ab <= 1.0 and linear_close(ab, kdlab.linear_cka(b, a))
 
 
 def linear_close(x, y):
@@ -60,19 +61,19 @@ def linear_close(x, y):
 def test_cka_is_not_invariant_to_arbitrary_linear_maps_and_detects_unrelated_features():
     a = _well_conditioned(200, 5, 0)
     stretched = a @ torch.diag(torch.tensor([1.0, 1.0, 1.0, 1.0, 30.0], dtype=torch.float64))
-    assert hints.linear_cka(a, stretched) < 0.5
-    assert hints.linear_cka(a, _well_conditioned(200, 5, 1)) < 0.2
+    assert kdlab.linear_cka(a, stretched) < 0.5
+    assert kdlab.linear_cka(a, _well_conditioned(200, 5, 1)) < 0.2
 
 
 def test_cka_flattens_feature_maps_and_checks_its_arguments():
     maps = torch.randn(20, 4, 6)
-    assert linear_close(hints.linear_cka(maps, maps.reshape(20, -1)), 1.0)
+    assert linear_close(kdlab.linear_cka(maps, maps.reshape(20, -1)), 1.0)
     with pytest.raises(ValueError, match="same examples"):
-        hints.linear_cka(torch.randn(5, 3), torch.randn(6, 3))
+        kdlab.linear_cka(torch.randn(5, 3), torch.randn(6, 3))
     with pytest.raises(ValueError, match="constant"):
-        hints.linear_cka(torch.ones(5, 3), torch.randn(5, 3))
+        kdlab.linear_cka(torch.ones(5, 3), torch.randn(5, 3))
     with pytest.raises(TypeError, match="torch.Tensor or numpy"):
-        hints.linear_cka([[1.0, 2.0]], torch.randn(1, 2))
+        kdlab.linear_cka([[1.0, 2.0]], torch.randn(1, 2))
 
 
 # ---------------------------------------------------------------- hint loss and regressor
@@ -80,7 +81,7 @@ def test_cka_flattens_feature_maps_and_checks_its_arguments():
 def test_hint_loss_is_the_mean_squared_error_and_detaches_the_teacher():
     s = torch.randn(6, 5, requires_grad=True)
     t = torch.randn(6, 5, requires_grad=True)
-    loss = hints.hint_loss(s, t)
+    loss = kdlab.hint_loss(s, t)
     assert torch.allclose(loss, ((s - t) ** 2).mean())
     loss.backward()
     assert s.grad is not None and t.grad is None
@@ -88,40 +89,40 @@ def test_hint_loss_is_the_mean_squared_error_and_detaches_the_teacher():
 
 def test_hint_loss_without_regressor_names_the_widths():
     with pytest.raises(ValueError, match=r"different widths.*make_regressor\(8, 64"):
-        hints.hint_loss(torch.randn(4, 8), torch.randn(4, 64))
+        kdlab.hint_loss(torch.randn(4, 8), torch.randn(4, 64))
     with pytest.raises(ValueError, match="different shapes"):
-        hints.hint_loss(torch.randn(4, 8, 20), torch.randn(4, 8, 10))
+        kdlab.hint_loss(torch.randn(4, 8, 20), torch.randn(4, 8, 10))
     with pytest.raises(ValueError, match="batch sizes 4 and 5"):
-        hints.hint_loss(torch.randn(4, 8), torch.randn(5, 8))
+        kdlab.hint_loss(torch.randn(4, 8), torch.randn(5, 8))
     with pytest.raises(TypeError, match="student_features"):
-        hints.hint_loss(np.zeros((4, 8)), torch.randn(4, 8))
+        kdlab.hint_loss(np.zeros((4, 8)), torch.randn(4, 8))
 
 
 def test_hint_loss_with_a_wrong_regressor_says_what_it_produced():
     with pytest.raises(ValueError, match=r"maps student_features \(4, 8\) to \(4, 32\)"):
-        hints.hint_loss(torch.randn(4, 8), torch.randn(4, 64), torch.nn.Linear(8, 32))
+        kdlab.hint_loss(torch.randn(4, 8), torch.randn(4, 64), torch.nn.Linear(8, 32))
 
 
 @pytest.mark.parametrize("s_shape,t_shape", [((3, 8), (3, 64)), ((3, 8, 20), (3, 64, 10)),
                                              ((3, 8, 5), (3, 64, 10)), ((3, 4, 8, 8), (3, 16, 4, 4))])
 def test_regressor_for_maps_student_shape_to_teacher_shape(s_shape, t_shape):
     s, t = torch.randn(s_shape), torch.randn(t_shape)
-    r = hints.regressor_for(s, t)
+    r = features.regressor_for(s, t)
     assert r(s).shape == t.shape
-    assert hints.hint_loss(s, t, r).item() >= 0
+    assert kdlab.hint_loss(s, t, r).item() >= 0
 
 
 def test_make_regressor_kinds_sizes_and_errors():
-    lin = hints.make_regressor(8, 64)
-    conv = hints.make_regressor(8, 64, "conv", output_size=(10,))
+    lin = kdlab.make_regressor(8, 64)
+    conv = kdlab.make_regressor(8, 64, "conv", output_size=(10,))
     assert isinstance(lin, torch.nn.Linear) and kdlab.count_parameters(conv) == 8 * 64 + 64
-    assert torch.equal(hints.make_regressor(8, 64, seed=3).weight, hints.make_regressor(8, 64, seed=3).weight)
+    assert torch.equal(kdlab.make_regressor(8, 64, seed=3).weight, kdlab.make_regressor(8, 64, seed=3).weight)
     with pytest.raises(ValueError, match="kind must be one of 'linear', 'conv'"):
-        hints.make_regressor(8, 64, "mlp")
+        kdlab.make_regressor(8, 64, "mlp")
     with pytest.raises(ValueError, match="student_width must be an integer >= 1"):
-        hints.make_regressor(0, 64)
+        kdlab.make_regressor(0, 64)
     with pytest.raises(ValueError, match="output_size is for kind='conv'"):
-        hints.make_regressor(8, 64, "linear", output_size=(4,))
+        kdlab.make_regressor(8, 64, "linear", output_size=(4,))
 
 
 # ---------------------------------------------------------------- hooks
@@ -133,7 +134,7 @@ def _hook_count(model):
 def test_capture_features_matches_features_and_removes_hooks():
     model = kdlab.make_model("cnn", (40,), 10, widths=(4, 6), seed=0)
     x = torch.randn(3, 40)
-    with hints.capture_features(model, [0, "blocks.1"]) as feats:
+    with kdlab.capture_features(model, [0, "blocks.1"]) as feats:
         model(x)
     expected = model.features(x)
     assert torch.equal(feats[0], expected[0]) and torch.equal(feats["blocks.1"], expected[1])
@@ -143,12 +144,12 @@ def test_capture_features_matches_features_and_removes_hooks():
 def test_capture_features_removes_hooks_even_on_exception():
     model = kdlab.make_model("mlp", (4,), 3, widths=(5, 6))
     with pytest.raises(RuntimeError, match="boom"):
-        with hints.capture_features(model, [0, 1]):
+        with kdlab.capture_features(model, [0, 1]):
             assert _hook_count(model) == 2
             raise RuntimeError("boom")
     assert _hook_count(model) == 0
     with pytest.raises(ValueError, match="2 hidden blocks"):
-        with hints.capture_features(model, [0, 7]):
+        with kdlab.capture_features(model, [0, 7]):
             pass
     assert _hook_count(model) == 0, "a hook registered before the bad layer was left behind"
 
@@ -156,10 +157,10 @@ def test_capture_features_removes_hooks_even_on_exception():
 def test_capture_features_errors_name_the_layer():
     model = kdlab.make_model("mlp", (4,), 3, widths=(5,))
     with pytest.raises(ValueError, match="no layer named 'nope'"):
-        with hints.capture_features(model, "nope"):
+        with kdlab.capture_features(model, "nope"):
             pass
     with pytest.raises(ValueError, match="at least one layer"):
-        with hints.capture_features(model, []):
+        with kdlab.capture_features(model, []):
             pass
 
 
@@ -183,7 +184,7 @@ def test_stage_one_trains_only_the_lower_part_and_lowers_the_hint_loss(setup):
     changed = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"blocks.0.0.weight", "blocks.0.0.bias", "blocks.1.0.weight", "blocks.1.0.bias"}
     assert all(torch.equal(v, t_before[k]) for k, v in teacher.state_dict().items())
-    assert hist.loss[-1] < hist.loss[0] and isinstance(regressor, hints.Regressor)
+    assert hist.loss[-1] < hist.loss[0] and isinstance(regressor, features.Regressor)
     assert _hook_count(student) == 0
 
 
@@ -242,7 +243,7 @@ def test_methods_run_and_summary_is_a_mean_std_table(setup):
 
 
 def test_explorer_callback_trains_records_and_refuses_a_second_run(setup):
-    ex = hints.HintExplorer(setup)
+    ex = widgets.HintExplorer(setup)
     result = ex.run(0.3, 2, 0)
     assert result["method"] == "hints + KD" and (result["student_layer"], result["teacher_layer"]) == (2, 0)
     assert ex.progress.value == setup.epochs and "0.3" in ex.table.value and len(ex.results) == 1

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import kdlab
-from kdlab import pitfalls
+from kdlab.lessons import pitfalls
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import kdlab
-from kdlab import softlab
+from kdlab import widgets
+from kdlab.lessons import soft_targets as softlab
 from kdlab.models import single_thread
 
 
@@ -217,7 +218,7 @@ def test_omitted_class_experiment_rejects_bad_input(setup):
 @pytest.fixture
 def explorer(setup):
     data, _, teacher, student = setup
-    return softlab.SoftTargetExplorer(teacher, {"student (distilled)": student}, data.x_test, data.y_test,
+    return widgets.SoftTargetExplorer(teacher, {"student (distilled)": student}, data.x_test, data.y_test,
                                       data.class_names, T=1.0, index=3)
 
 
@@ -269,7 +270,7 @@ def test_redraw_is_fast(explorer):
 def test_explorer_widget_lays_out(explorer):
     import ipywidgets as W
 
-    box = explorer.widget()
+    box = explorer.ui
     assert isinstance(box, W.VBox)
 
 
@@ -277,14 +278,14 @@ def test_explorer_rejects_bad_input(setup):
     data, _, teacher, student = setup
     args = (data.x_test, data.y_test, data.class_names)
     with pytest.raises(ValueError, match=r"T must be in \[0.5, 20.0\], got 50.0"):
-        softlab.SoftTargetExplorer(teacher, student, *args, T=50.0)
+        widgets.SoftTargetExplorer(teacher, student, *args, T=50.0)
     with pytest.raises(ValueError, match=r"index must be in \[0, 449\], got 450"):
-        softlab.SoftTargetExplorer(teacher, student, *args, index=450)
+        widgets.SoftTargetExplorer(teacher, student, *args, index=450)
     with pytest.raises(TypeError, match="students must be an nn.Module or a non-empty mapping"):
-        softlab.SoftTargetExplorer(teacher, {}, *args)
+        widgets.SoftTargetExplorer(teacher, {}, *args)
     with pytest.raises(TypeError, match="teacher must be a torch.nn.Module"):
-        softlab.SoftTargetExplorer(None, student, *args)
+        widgets.SoftTargetExplorer(None, student, *args)
     with pytest.raises(ValueError, match=r"input_shape \(4, 4\) does not match the 64 features"):
-        softlab.SoftTargetExplorer(teacher, student, *args, input_shape=(4, 4))
+        widgets.SoftTargetExplorer(teacher, student, *args, input_shape=(4, 4))
     with pytest.raises(ValueError, match="class_names must name the 10 classes"):
-        softlab.SoftTargetExplorer(teacher, student, data.x_test, data.y_test, ["a", "b"])
+        widgets.SoftTargetExplorer(teacher, student, data.x_test, data.y_test, ["a", "b"])

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import kdlab
-from kdlab import transfer as tr
+from kdlab import widgets
+from kdlab.lessons import new_domain as tr
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,7 @@ def test_figures_have_titles_and_labels(domains, comparison):
 
 
 def test_shift_explorer_redraws_fast_and_agrees_with_shift_curve(digits, teacher):
-    explorer = tr.ShiftExplorer(teacher, digits, kind="rotate", strength=0.2)
+    explorer = widgets.ShiftExplorer(teacher, digits, kind="rotate", strength=0.2)
     explorer.update(0.6)  # warm up
     start = time.perf_counter()
     explorer.on_strength({"new": 0.8})
@@ -258,7 +259,7 @@ def test_shift_explorer_redraws_fast_and_agrees_with_shift_curve(digits, teacher
 
 def test_k_comparison_runs_one_training_at_a_time(domains, teacher):
     _, target = domains
-    view = tr.KComparison(teacher, target, seeds=(0,), settings=tr.TransferSettings.fast(), k=3)
+    view = widgets.KComparison(teacher, target, seeds=(0,), settings=tr.TransferSettings.fast(), k=3)
     assert view.slider.continuous_update is False
     view.running = True  # as if a run were going: a new k is queued, not started
     assert view.run(4) is None and view.runs == 0 and view._pending == 4

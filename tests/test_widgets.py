@@ -37,8 +37,8 @@ def test_t_slider_redraw_is_fast(explorer):
 
 
 def test_entropy_limits():
-    assert widgets.entropy(torch.full((4,), 0.25)).item() == pytest.approx(np.log(4))
-    assert widgets.entropy(torch.tensor([1.0, 0.0])).item() == pytest.approx(0.0)
+    assert kdlab.metrics.entropy(torch.full((4,), 0.25)).item() == pytest.approx(np.log(4))
+    assert kdlab.metrics.entropy(torch.tensor([1.0, 0.0])).item() == pytest.approx(0.0)
 
 
 def test_explorer_rejects_bad_input():

@@ -29,7 +29,6 @@ three seconds), which is simpler to reason about and is what the tests use.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import warnings
@@ -40,14 +39,15 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
-from .data import load_dataset
-from .metrics import accuracy, entropy
-from .models import count_parameters, make_model, predict_logits
-from .plots import OKABE_ITO, decision_grid
-from .training import History, TrainState, train
+from .._checks import check_alpha, check_choice, check_positive_int, check_temperature
+from ..data import load_dataset
+from ..metrics import accuracy
+from ..models import count_parameters, make_model, predict_logits
+from ..plots import decision_grid
+from ..training import History, TrainState, train
+from .base import BLUE, GREEN, ORANGE, SIZES, VERMILLION, Widget, check_size, large_css, style
 
-__all__ = ["STUDENT_SIZES", "TemperatureExplorer", "Playground", "playground", "entropy"]
+__all__ = ["STUDENT_SIZES", "Settings", "Playground", "playground"]
 
 #: Student sizes offered by the playground's size slider: name -> hidden widths (``()`` = linear).
 STUDENT_SIZES: dict[str, tuple[int, ...]] = {
@@ -57,144 +57,6 @@ STUDENT_SIZES: dict[str, tuple[int, ...]] = {
     "MLP 64": (64,),
     "MLP 32x32": (32, 32),
 }
-
-_SIZES = ("normal", "large")
-_BLUE, _ORANGE, _GREEN, _VERMILLION = OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[3]
-
-
-def _check_size(size: str, demo: bool) -> str:
-    check_choice(size, "size", _SIZES)
-    return "large" if demo else size
-
-
-def _style(size: str) -> dict:
-    if size == "large":
-        return {"font": 22, "title": 26, "height": 760, "width": 1600, "slider": "620px", "marker": 9}
-    return {"font": 12, "title": 14, "height": 420, "width": 1000, "slider": "420px", "marker": 5}
-
-
-def _large_css() -> str:
-    """CSS that enlarges slider labels and read-outs inside widgets tagged ``kdlab-large``."""
-    return ("<style>.kdlab-large .widget-label, .kdlab-large .widget-readout, .kdlab-large .widget-html-content "
-            "{font-size: 24px !important; line-height: 1.4 !important;} .kdlab-large .widget-label "
-            "{min-width: 11em !important;}</style>")
-
-
-# ------------------------------------------------------------------------------------------------
-# Temperature explorer
-# ------------------------------------------------------------------------------------------------
-
-
-class TemperatureExplorer:
-    """A T slider that reshapes one teacher distribution live: bars and the entropy curve.
-
-    Parameters
-    ----------
-    logits : torch.Tensor
-        The teacher's logits for one example, shape ``(n_classes,)``.
-    class_names : sequence of str
-        One name per class, for the bars.
-    T : float
-        Initial temperature.
-    title : str
-        What the example is (shown in the figure's title).
-    size : {"normal", "large"}
-        ``"large"`` enlarges fonts and the figure for a projector.
-
-    Attributes
-    ----------
-    t_slider : ipywidgets.FloatLogSlider
-        Moving it calls :meth:`set_T` (continuous updates: it is a pure redraw).
-    fig : plotly.graph_objects.FigureWidget
-        Trace 0: the bars at the current T; trace 1: the bars at T = 1 (outline); trace 2: entropy
-        against T; trace 3: the marker at the current T.
-    """
-
-    T_MIN, T_MAX = 0.25, 32.0
-
-    def __init__(self, logits: torch.Tensor, class_names: Sequence[str], T: float = 1.0, *,
-                 title: str = "teacher", size: str = "normal") -> None:
-        import ipywidgets as W
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-
-        if not isinstance(logits, torch.Tensor) or logits.ndim != 1 or not logits.is_floating_point():
-            raise ValueError(f"logits must be a 1-D float tensor (one example), got {getattr(logits, 'shape', logits)!r}")
-        if len(class_names) != len(logits):
-            raise ValueError(f"class_names must have one name per class ({len(logits)}), got {len(class_names)}")
-        T = check_temperature(T)
-        size = _check_size(size, False)
-        st = _style(size)
-        self.logits = logits.detach().float()
-        self.class_names = [str(c) for c in class_names]
-        self.title = title
-        self._t_grid = np.geomspace(self.T_MIN, self.T_MAX, 200)
-        z = self.logits[None, :] / torch.tensor(self._t_grid, dtype=torch.float32)[:, None]
-        self._entropy_curve = entropy(torch.softmax(z, -1)).numpy()
-        self.max_entropy = math.log(len(logits))
-
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
-                            subplot_titles=("softened distribution softmax(z / T)", "entropy of the distribution"))
-        p1 = torch.softmax(self.logits, -1).numpy()
-        fig.add_trace(go.Bar(x=self.class_names, y=p1, name="at the slider's T", marker_color=_BLUE), 1, 1)
-        fig.add_trace(go.Bar(x=self.class_names, y=p1, name="at T = 1", marker_color="rgba(0,0,0,0)",
-                             marker_line=dict(color=OKABE_ITO[7], width=1.5)), 1, 1)
-        fig.add_trace(go.Scatter(x=self._t_grid, y=self._entropy_curve, mode="lines", name="entropy H(T)",
-                                 line=dict(color=_GREEN, width=3)), 1, 2)
-        fig.add_trace(go.Scatter(x=[T], y=[0.0], mode="markers", name="current T",
-                                 marker=dict(color=_VERMILLION, size=3 * st["marker"], symbol="diamond")), 1, 2)
-        fig.add_hline(y=self.max_entropy, line_dash="dash", line_color=OKABE_ITO[7], row=1, col=2,
-                      annotation_text=f"log {len(logits)} (uniform)", annotation_position="bottom right")
-        fig.update_layout(barmode="overlay", height=st["height"] * 0.85, font=dict(size=st["font"]),
-                          margin=dict(t=80, l=60, r=20, b=60), legend=dict(orientation="h", y=-0.25),
-                          title=dict(text="", font=dict(size=st["title"])))
-        fig.update_xaxes(title_text="class", row=1, col=1)
-        fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
-        ticks = [t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if self.T_MIN <= t <= self.T_MAX]
-        fig.update_xaxes(title_text="temperature T (log scale)", type="log", tickvals=ticks,
-                         ticktext=[f"{t:g}" for t in ticks], row=1, col=2)
-        fig.update_yaxes(title_text="entropy (nats)", range=[0, self.max_entropy * 1.1], row=1, col=2)
-        self.fig = go.FigureWidget(fig)
-        self.t_slider = W.FloatLogSlider(value=T, base=2, min=math.log2(self.T_MIN), max=math.log2(self.T_MAX),
-                                         step=0.05, description="temperature T", continuous_update=True,
-                                         readout_format=".2f", style={"description_width": "initial"},
-                                         layout=W.Layout(width=st["slider"]))
-        self.t_slider.observe(self._on_slider, names="value")
-        self.ui = W.VBox([self.t_slider, self.fig])
-        if size == "large":
-            self.ui = W.VBox([W.HTML(_large_css()), *self.ui.children])
-            self.ui.add_class("kdlab-large")
-        self.T = T
-        self.set_T(T)
-
-    def probabilities(self, T: float) -> torch.Tensor:
-        """The teacher's softened distribution ``softmax(logits / T)``."""
-        return torch.softmax(self.logits / check_temperature(T), -1)
-
-    def set_T(self, T: float) -> float:
-        """Redraw for temperature ``T`` (the slider's callback); returns the entropy in nats."""
-        T = check_temperature(T)
-        p = self.probabilities(T)
-        h = float(entropy(p))
-        self.T, self.current_entropy = T, h
-        with self.fig.batch_update():
-            self.fig.data[0].y = p.numpy()
-            self.fig.data[3].x = [T]
-            self.fig.data[3].y = [h]
-            self.fig.layout.title.text = (f"{self.title}: T = {T:.2f}, entropy {h:.2f} nats "
-                                          f"(max {self.max_entropy:.2f}), top class {p.max():.0%}")
-        return h
-
-    def _on_slider(self, change: dict) -> None:
-        self.set_T(change["new"])
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.ui._repr_mimebundle_(**kwargs)
-
-
-# ------------------------------------------------------------------------------------------------
-# Playground
-# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -214,7 +76,7 @@ def _trained_teacher(dataset: str, widths: tuple[int, ...], epochs: int, seed: i
     return data, teacher
 
 
-class Playground:
+class Playground(Widget):
     """Teacher and student decision regions on a 2-D data set, with T, alpha and student-size sliders.
 
     Build it with :func:`playground`. Changing a slider re-trains the student from the same seeded
@@ -257,12 +119,12 @@ class Playground:
 
         check_choice(dataset, "dataset", ["spirals", "moons"])
         check_choice(student, "student", list(STUDENT_SIZES))
-        self.size = check_choice(size, "size", _SIZES)
+        self.size = check_choice(size, "size", SIZES)
         self.epochs = check_positive_int(epochs, "epochs")
         self.update_every = check_positive_int(update_every, "update_every")
         self.seed = int(seed)
         self.background = bool(background)
-        st = self._st = _style(self.size)
+        st = self._st = style(self.size)
         self.data, self.teacher = _trained_teacher(dataset, tuple(teacher_widths), 150, self.seed)
         self.resolution = check_positive_int(resolution or (70 if self.size == "large" else 50), "resolution", 10)
         xx, yy, self._grid = decision_grid(self.data.x_train, self.resolution, margin=0.3)
@@ -297,7 +159,7 @@ class Playground:
         controls = W.VBox([self.t_slider, self.alpha_slider, self.size_slider, self.status])
         children = [controls, self.fig]
         if self.size == "large":
-            children.insert(0, W.HTML(_large_css() + "<h1 style='font-size:40px;margin:4px 0'>"
+            children.insert(0, W.HTML(large_css() + "<h1 style='font-size:40px;margin:4px 0'>"
                                       "Knowledge distillation playground</h1>"))
         self.ui = W.VBox(children)
         if self.size == "large":
@@ -436,7 +298,7 @@ class Playground:
 
         st = self._st
         xs, ys = self._grid_axes
-        scale = [[0.0, _ORANGE], [0.5, "#FFFFFF"], [1.0, _BLUE]]
+        scale = [[0.0, ORANGE], [0.5, "#FFFFFF"], [1.0, BLUE]]
         fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.12,
                             subplot_titles=(f"teacher: test accuracy {self.teacher_accuracy:.1%}",
                                             "student (not trained yet)", "student while it trains"))
@@ -447,17 +309,17 @@ class Playground:
                                  colorbar=dict(title=dict(text="p(class 1)"), x=0.635, len=0.9, thickness=12)), 1, 2)
         x, y = self.data.x_test.numpy(), self.data.y_test.numpy()
         for col in (1, 2):
-            for c, (color, symbol) in enumerate(((_ORANGE, "circle"), (_BLUE, "triangle-up"))):
+            for c, (color, symbol) in enumerate(((ORANGE, "circle"), (BLUE, "triangle-up"))):
                 fig.add_trace(go.Scatter(x=x[y == c, 0], y=x[y == c, 1], mode="markers", name=f"class {c} (test)",
                                          legendgroup=f"class {c}", showlegend=col == 1,
                                          marker=dict(color=color, symbol=symbol, size=st["marker"],
                                                      line=dict(color="black", width=0.5))), 1, col)
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="student test accuracy",
-                                 line=dict(color=_GREEN, width=3)), 1, 3)
+                                 line=dict(color=GREEN, width=3)), 1, 3)
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="agreement with teacher",
-                                 line=dict(color=_VERMILLION, width=3, dash="dot")), 1, 3)
+                                 line=dict(color=VERMILLION, width=3, dash="dot")), 1, 3)
         fig.add_trace(go.Scatter(x=[1, self.epochs], y=[self.teacher_accuracy] * 2, mode="lines",
-                                 name="teacher test accuracy", line=dict(color=_BLUE, width=2, dash="dash")), 1, 3)
+                                 name="teacher test accuracy", line=dict(color=BLUE, width=2, dash="dash")), 1, 3)
         for col in (1, 2):
             fig.update_xaxes(title_text="x₁", row=1, col=col)
             fig.update_yaxes(title_text="x₂", row=1, col=col)
@@ -484,7 +346,7 @@ class Playground:
         """A static matplotlib picture of the current state (for readers who cannot run widgets)."""
         import matplotlib.pyplot as plt
 
-        from .plots import plot_decision_regions
+        from ..plots import plot_decision_regions
 
         if self.student_model is None:
             raise ValueError("no student trained yet: call retrain() first")
@@ -496,16 +358,13 @@ class Playground:
         plot_decision_regions(self.student_model, self.data.x_test, self.data.y_test, ax=axes[1],
                               title=f"student {s.student}, T={s.T:.2f}, alpha={s.alpha:.2f}")
         h = self.history
-        axes[2].plot(h.epoch, h.eval_accuracy, color=_GREEN, lw=2, label="student test accuracy")
-        axes[2].plot(h.epoch, h.eval_agreement, color=_VERMILLION, lw=2, ls=":", label="agreement with teacher")
-        axes[2].axhline(self.teacher_accuracy, color=_BLUE, ls="--", label="teacher test accuracy")
+        axes[2].plot(h.epoch, h.eval_accuracy, color=GREEN, lw=2, label="student test accuracy")
+        axes[2].plot(h.epoch, h.eval_agreement, color=VERMILLION, lw=2, ls=":", label="agreement with teacher")
+        axes[2].axhline(self.teacher_accuracy, color=BLUE, ls="--", label="teacher test accuracy")
         axes[2].set(xlabel="epoch", ylabel="fraction of test points", title="student while it trained", ylim=(0.3, 1.02))
         axes[2].legend(loc="lower right")
         fig.tight_layout()
         return fig
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.ui._repr_mimebundle_(**kwargs)
 
 
 def playground(
@@ -539,7 +398,7 @@ def playground(
     >>> pg.trainings
     1
     """
-    pg = Playground(dataset, size=_check_size(size, demo), **kwargs)
+    pg = Playground(dataset, size=check_size(size, demo), **kwargs)
     if train_now:
         pg.retrain()
     return pg

@@ -7,7 +7,7 @@ The full run executes every notebook in ``notebooks/`` in default mode in a fres
 papermill runs it) while polling the kernel's resident memory; times the temperature slider's
 callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a batched sweep of
 student runs against the same runs one after another (:mod:`kdlab.sweep`); trains the tuned KD
-recipes of :mod:`kdlab.recipes` over five seeds; and times ``import kdlab`` in a fresh
+recipes of :mod:`kdlab.bench.recipes` over five seeds; and times ``import kdlab`` in a fresh
 interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
 ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
 
@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 BENCH_DIR = ROOT / "benchmarks"
 
@@ -295,8 +295,8 @@ def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict
 
 
 def measure_kd_effect(quick: bool = False, seeds: int = 5) -> tuple[dict, dict]:
-    """The tuned recipes of :mod:`kdlab.recipes` (and their variants) over several seeds, test split."""
-    from kdlab import recipes
+    """The tuned recipes of :mod:`kdlab.bench.recipes` (and their variants) over several seeds, test split."""
+    from kdlab.bench import recipes
 
     out: dict[str, dict] = {}
     for name in ("mnist1d", "digits"):
@@ -441,7 +441,7 @@ def write_markdown(results: dict, path: Path) -> None:
               "- **sweep**: `kdlab.sweep.train_batched` trains all T × alpha × seed students of a grid on "
               "MNIST-1D at once; the same runs with `kdlab.train` one after another are timed on a subset and "
               "extrapolated (each run costs the same).",
-              "- **kd_effect**: `kdlab.recipes.compare` trains, for each seed, a teacher, a hard-label student and "
+              "- **kd_effect**: `kdlab.bench.recipes.compare` trains, for each seed, a teacher, a hard-label student and "
               "a distilled student (the same initial weights), and reports test accuracy.",
               "- **import_s**: `python -c \"import kdlab\"` in a fresh interpreter.", ""]
 
@@ -476,7 +476,7 @@ def write_markdown(results: dict, path: Path) -> None:
         for name, r in kd.items():
             if r.get("recipe"):
                 shown = {k: v for k, v in r["recipe"].items() if v not in ({}, None)}
-                lines += [f"**{name} recipe** (`kdlab.recipes.get_recipe({name!r})`): "
+                lines += [f"**{name} recipe** (`kdlab.bench.recipes.get_recipe({name!r})`): "
                           + ", ".join(f"{k}={v}" for k, v in shown.items()), ""]
             if r.get("note"):
                 lines += [r["note"], ""]
@@ -602,6 +602,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t}: {v} -> {ok}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -24,28 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_alpha, check_choice, check_positive_int, check_temperature
-from .data import Dataset
-from .metrics import accuracy, mean_kl
-from .models import predict_logits, single_thread
+from .._checks import check_alpha, check_choice, check_positive_int, check_temperature
+from ..data import Dataset
+from ..metrics import accuracy, mean_kl
+from ..models import predict_logits, single_thread
 
-__all__ = [
-    "BUGS", "Bug",
-    "kd_loss_kldivloss_default_mean", "kd_loss_probabilities_as_input", "kd_loss_log_target_missing",
-    "kd_loss_no_t_squared", "kd_loss_teacher_not_detached", "kd_loss_softmax_before_ce",
-    "kd_loss_student_T_only", "kd_loss_teacher_T_only", "kd_loss_reverse_kl", "kd_loss_alpha_swapped",
-    "claim2_loss", "claim4_loss", "claim6_loss",
-    "loss_and_gradient", "gradient_scale_vs_T", "train_with_loss", "TrainResult", "compare_losses",
-    "teacher_dropout_noise", "saved_activation_bytes", "copy_teacher_weights", "caught_warnings",
-    "loss_table", "training_table", "plot_symptoms", "difference",
-]
+__all__ = ["LossFn", "kd_loss_kldivloss_default_mean", "kd_loss_probabilities_as_input", "kd_loss_log_target_missing", "kd_loss_no_t_squared", "kd_loss_teacher_not_detached", "kd_loss_softmax_before_ce", "kd_loss_student_T_only", "kd_loss_teacher_T_only", "kd_loss_reverse_kl", "kd_loss_alpha_swapped", "claim2_loss", "claim4_loss", "claim6_loss", "Bug", "BUGS", "caught_warnings", "loss_and_gradient", "gradient_scale_vs_T", "TrainResult", "train_with_loss", "compare_losses", "teacher_dropout_noise", "saved_activation_bytes", "copy_teacher_weights", "loss_table", "training_table", "plot_symptoms", "difference"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
 
-
-# --------------------------------------------------------------------------------------------
-# The buggy losses (each documents the one line that differs from the correct loss)
-# --------------------------------------------------------------------------------------------
 
 def kd_loss_kldivloss_default_mean(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, T: float,
                                    alpha: float) -> torch.Tensor:
@@ -181,10 +168,6 @@ BUGS: dict[str, Bug] = {b.name: b for b in [
     Bug("claim 6: hard labels only", claim6_loss, "ordinary training"),
 ]}
 
-
-# --------------------------------------------------------------------------------------------
-# Measurements
-# --------------------------------------------------------------------------------------------
 
 def caught_warnings(fn: Callable[..., object], *args: object) -> list[str]:
     """Call ``fn(*args)`` and return the messages of the warnings it raised (without file paths)."""
@@ -429,10 +412,6 @@ def copy_teacher_weights(student: nn.Module, teacher: nn.Module) -> None:
     student.load_state_dict(teacher.state_dict())
 
 
-# --------------------------------------------------------------------------------------------
-# Tables and a figure for the notebook
-# --------------------------------------------------------------------------------------------
-
 def loss_table(losses: Mapping[str, LossFn], student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                targets: torch.Tensor, T: float = 4.0, alpha: float = 0.9, digits: int = 3):
     """One row per loss: its value and gradient norms at one batch, rounded (a pandas DataFrame)."""
@@ -467,7 +446,7 @@ def plot_symptoms(results: Mapping[str, Mapping[str, float]], *, reference: str 
     """
     import matplotlib.pyplot as plt
 
-    from .plots import OKABE_ITO
+    from ..plots import OKABE_ITO
 
     std_key = {"mean": "std", "kl_to_teacher": "kl_std"}.get(metric)
     if std_key is None:

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .losses import distillation_loss
-from .models import single_thread
+from ..losses import distillation_loss
+from ..models import single_thread
 
-__all__ = ["LossReport", "check_distillation_loss"]
+__all__ = ["LossFn", "LossReport", "SOFT_FORMS", "REDUCTIONS", "T_FACTORS", "HARD_FORMS", "check_distillation_loss"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
 
@@ -110,10 +110,6 @@ def _code_html(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
 
 
-# --------------------------------------------------------------------------------------------
-# The crafted inputs
-# --------------------------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class _Case:
     student: torch.Tensor
@@ -134,10 +130,6 @@ def _cases() -> list[_Case]:
         cases.append(_Case(s, t, y, T))
     return cases
 
-
-# --------------------------------------------------------------------------------------------
-# Catalogue of soft terms (alpha = 1) and hard terms (alpha = 0)
-# --------------------------------------------------------------------------------------------
 
 def _soft_form(form: str, s: torch.Tensor, t: torch.Tensor, T: float) -> torch.Tensor:
     """Per-element terms (before reduction) of a soft-loss variant, shape (n, c)."""
@@ -164,7 +156,11 @@ def _soft_form(form: str, s: torch.Tensor, t: torch.Tensor, T: float) -> torch.T
 
 SOFT_FORMS = ("kl", "soft_ce", "reverse_kl", "probs_input", "log_target_missing", "student_T_only",
               "teacher_T_only", "no_T")
+
+
 REDUCTIONS = ("batchmean", "mean", "sum")
+
+
 T_FACTORS = ("T2", "none", "T")
 
 
@@ -183,7 +179,9 @@ def _hard_variant(name: str) -> Callable[[_Case, torch.Tensor], torch.Tensor]:
 
 HARD_FORMS = ("ce", "ce_sum", "softmax_before_ce", "ce_at_T", "ce_at_T_T2", "nll_on_logits", "claim4", "zero")
 
+
 _HARD_CATALOGUE = [(("hard", h), _hard_variant(h)) for h in HARD_FORMS]
+
 
 _FORM_PROBLEMS = {
     "reverse_kl": "The KL divergence is taken in the wrong direction: you compute KL(student ‖ teacher). "
@@ -205,6 +203,8 @@ _FORM_PROBLEMS = {
     "no_T": "The soft term ignores the temperature: both distributions are at T = 1. Use "
             "`softmax(teacher_logits / T)` and `log_softmax(student_logits / T)`.",
 }
+
+
 _REDUCTION_PROBLEMS = {
     "mean": 'The soft term is divided by the number of classes as well as by the batch size: '
             '`reduction="mean"` (the default of `nn.KLDivLoss` and `F.kl_div`) averages over every element. '
@@ -212,12 +212,16 @@ _REDUCTION_PROBLEMS = {
     "sum": 'The soft term is summed over the batch instead of averaged, so it grows with the batch size '
            'while the cross-entropy does not. Use `reduction="batchmean"`.',
 }
+
+
 _FACTOR_PROBLEMS = {
     "none": "The soft term is not multiplied by T². Its gradients shrink roughly as 1/T², so raising T "
             "silently turns the soft loss down. Multiply the soft term by `T**2` (Hinton et al. 2015).",
     "T": "The soft term is multiplied by T instead of T². Its gradients then still shrink as 1/T when T "
          "grows. Multiply by `T**2`.",
 }
+
+
 _HARD_PROBLEMS = {
     "ce_sum": "The hard-label cross-entropy is summed over the batch instead of averaged. Use "
               "`F.cross_entropy(student_logits, targets)` (its default reduction is the mean).",
@@ -233,10 +237,6 @@ _HARD_PROBLEMS = {
                      "Use `F.cross_entropy(student_logits, targets)`, which includes the log_softmax.",
 }
 
-
-# --------------------------------------------------------------------------------------------
-# Calling the learner's function safely
-# --------------------------------------------------------------------------------------------
 
 @dataclass
 class _Call:
@@ -363,10 +363,6 @@ def _identify(calls: list[_Call]) -> tuple | None:
 def _fmt(x: torch.Tensor | None) -> str:
     return "none" if x is None else f"{float(x):.4g}"
 
-
-# --------------------------------------------------------------------------------------------
-# The check
-# --------------------------------------------------------------------------------------------
 
 def check_distillation_loss(fn: LossFn) -> LossReport:
     """Check a distillation loss ``fn(student_logits, teacher_logits, targets, T, alpha)``.
@@ -570,27 +566,3 @@ def _check(fn: Callable) -> LossReport:
         problems.append(f"Your loss returns {_fmt(nonfinite[0].value)} on ordinary logits. Use `F.log_softmax` "
                         "rather than `softmax(...).log()`, and check which arguments must be log-probabilities.")
     return LossReport(not problems, problems, notes, passed)
-
-
-# --------------------------------------------------------------------------------------------
-# Reference solutions of the notebook's exercises (printed by kdlab.exercises.solution(name))
-# --------------------------------------------------------------------------------------------
-
-from .exercises import _solution  # noqa: E402  (registering needs the decorator only)
-
-
-@_solution
-def fixed_kldivloss_loss(student_logits, teacher_logits, targets, T, alpha):
-    kl = torch.nn.KLDivLoss(reduction="batchmean")  # not the default "mean"
-    soft = kl(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits.detach() / T, dim=-1))
-    hard = F.cross_entropy(student_logits, targets)  # raw logits, no softmax
-    return alpha * T**2 * soft + (1 - alpha) * hard
-
-
-@_solution
-def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
-    log_q = F.log_softmax(student_logits / T, dim=-1)             # student, log-probabilities
-    log_p = F.log_softmax(teacher_logits.detach() / T, dim=-1)    # teacher, no gradient
-    soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
-    hard = F.cross_entropy(student_logits, targets)
-    return alpha * T**2 * soft + (1 - alpha) * hard

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_alpha, check_temperature
-from .data import Dataset, load_dataset, load_mnist1d
-from .metrics import accuracy
-from .models import make_model, predict_logits
-from .training import train
-from .transforms import AUGMENTS, make_augment
+from .._checks import check_alpha, check_temperature
+from ..data import Dataset, load_dataset, load_mnist1d
+from ..metrics import accuracy
+from ..models import make_model, predict_logits
+from ..training import train
+from ..transforms import AUGMENTS, make_augment
 
 __all__ = [
     "Recipe", "RECIPES", "RECIPE_NOTES", "RECIPE_VARIANTS", "describe", "get_recipe", "make_augment", "transfer_set",

@@ -1,0 +1,123 @@
+"""Every exercise's reference solution, in one place, out of sight until asked for.
+
+``solution(name)`` prints one (its source), e.g. ``solution("softmax_with_temperature")``.
+The checks compare a learner's answer with these.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
+
+_SOLUTIONS: dict[str, Callable] = {}
+
+
+def _solution(fn: Callable) -> Callable:
+    _SOLUTIONS[fn.__name__] = fn
+    return fn
+
+
+@_solution
+def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
+    z = logits / T
+    z = z - z.max(dim=-1, keepdim=True).values  # stability: exp of large logits overflows
+    e = z.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def solution(name: str) -> None:
+    """Print the reference solution of an exercise, e.g. ``solution("softmax_with_temperature")``."""
+    if name not in _SOLUTIONS:
+        raise ValueError(f"no solution named {name!r}; available: {', '.join(sorted(_SOLUTIONS))}")
+    print(inspect.getsource(_SOLUTIONS[name]).replace("@_solution\n", ""))
+
+
+@_solution
+def freeze_all_but_head(model: torch.nn.Module) -> torch.nn.Module:
+    for p in model.parameters():
+        p.requires_grad = False  # frozen: no gradient, so Adam leaves it unchanged
+    for p in model.head.parameters():
+        p.requires_grad = True
+    return model
+
+
+@_solution
+def k_per_class_indices(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in y.unique():
+        idx = torch.nonzero(y == c).flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
+    return torch.cat(picks)
+
+
+@_solution
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            T: float, alpha: float) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    log_q = F.log_softmax(student_logits / T, dim=-1)            # the student at temperature T
+    p = F.softmax(teacher_logits.detach() / T, dim=-1)           # the teacher's soft targets, no gradient
+    soft = F.kl_div(log_q, p, reduction="batchmean")             # KL(p || q), averaged over the batch
+    hard = F.cross_entropy(student_logits, targets)              # ordinary CE on the labels, at T = 1
+    return alpha * T**2 * soft + (1 - alpha) * hard              # T² keeps the soft gradients' scale
+
+
+@_solution
+def entropy_trend(n_classes: int = 10) -> tuple[str, float]:
+    # softmax(z / T): as T grows every z / T shrinks towards 0, the distribution flattens,
+    # so its entropy increases, towards that of the uniform distribution: log(n_classes) nats.
+    return "increases", math.log(n_classes)
+
+
+@_solution
+def my_linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
+    a = a.reshape(len(a), -1).double()
+    b = b.reshape(len(b), -1).double()
+    a = a - a.mean(0)  # centre each feature over the examples
+    b = b - b.mean(0)
+    return float((b.T @ a).pow(2).sum() / ((a.T @ a).norm() * (b.T @ b).norm()))
+
+
+@_solution
+def regressor_parameters(student_width: int, teacher_width: int) -> int:
+    # 1x1 convolution: a (teacher_width x student_width) weight matrix shared across positions, plus a bias
+    return student_width * teacher_width + teacher_width
+
+
+@_solution
+def gradient_shrink_factor(T_from: float = 4.0, T_to: float = 8.0) -> float:
+    # Without T², the soft loss's gradient scales like 1/T² for large T:
+    # one 1/T from d softmax(z / T) / dz, one because softmax(z_s/T) − softmax(z_t/T) ≈ (z_s − z_t) / (C T).
+    return (T_to / T_from) ** 2
+
+
+@_solution
+def logit_matching_gradient(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    n, c = student_logits.shape
+    zs = student_logits - student_logits.mean(dim=1, keepdim=True)   # softmax is shift-invariant:
+    zt = teacher_logits - teacher_logits.mean(dim=1, keepdim=True)   # only centred logits matter
+    return (zs - zt) / (n * c)  # gradient of sum((zs - zt)**2) / (2 N C), the T → ∞ limit of T² · KL
+
+
+@_solution
+def fixed_kldivloss_loss(student_logits, teacher_logits, targets, T, alpha):
+    kl = torch.nn.KLDivLoss(reduction="batchmean")  # not the default "mean"
+    soft = kl(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits.detach() / T, dim=-1))
+    hard = F.cross_entropy(student_logits, targets)  # raw logits, no softmax
+    return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
+    log_q = F.log_softmax(student_logits / T, dim=-1)             # student, log-probabilities
+    log_p = F.log_softmax(teacher_logits.detach() / T, dim=-1)    # teacher, no gradient
+    soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T**2 * soft + (1 - alpha) * hard

@@ -1,0 +1,14 @@
+"""One module per notebook: the experiments that notebook runs, and nothing generic.
+
+======================  ==============================================
+notebook                lesson module
+======================  ==============================================
+01 Soft targets         :mod:`kdlab.lessons.soft_targets`
+03 Feature hints        :mod:`kdlab.lessons.feature_hints`
+04 A new domain         :mod:`kdlab.lessons.new_domain`
+05 Pitfalls             :mod:`kdlab.lessons.pitfalls`
+======================  ==============================================
+
+A notebook imports its own lesson module by name (``from kdlab.lessons import soft_targets as
+lesson``); everything generic (losses, training, the comparison protocol) is in :mod:`kdlab`.
+"""
