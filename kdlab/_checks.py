@@ -74,11 +74,34 @@ def check_targets(targets: object, n_samples: int, n_classes: int, name: str = "
     return targets.long()
 
 
-def check_choice(value: object, name: str, allowed: Iterable[str]) -> str:
+def check_choice(value: object, name: str, allowed: Iterable[str], *, ignore_case: bool = False,
+                 what: str | None = None) -> str:
+    """Return ``value`` if it is one of ``allowed`` (any case with ``ignore_case``, returned as listed).
+
+    The error says ``"unknown <what> 'x'; choose one of ..."`` when ``what`` is given.
+    """
     allowed = list(allowed)
+    if ignore_case and isinstance(value, str):
+        match = [a for a in allowed if a.lower() == value.lower()]
+        if match:
+            return match[0]
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        options = ", ".join(map(repr, allowed))
+        if what:
+            raise ValueError(f"unknown {what} {value!r}; choose one of {options}")
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_shape(value: object, name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """A shape: a sequence of positive integers, e.g. ``(8, 8)`` or ``(40,)`` (``()`` with ``allow_empty``)."""
+    if isinstance(value, (int, str, bytes)) or not isinstance(value, Iterable):
+        hint = f" (write ({value},) for one dimension)" if isinstance(value, int) and not isinstance(value, bool) else ""
+        raise TypeError(f"{name} must be a tuple of positive integers such as (8, 8) or (40,), got {value!r}{hint}")
+    shape = tuple(value)
+    if (not shape and not allow_empty) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ValueError(f"{name} must be a {'' if allow_empty else 'non-empty '}tuple of positive integers, got {shape!r}")
+    return shape
 
 
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:

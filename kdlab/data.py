@@ -134,7 +134,7 @@ def load_toy2d(
     test_fraction : float
         Fraction of the points held out for testing.
     """
-    check_choice(kind, "kind", ["spirals", "moons"])
+    kind = check_choice(kind, "kind", ["spirals", "moons"], ignore_case=True)
     n_samples = check_positive_int(n_samples, "n_samples", minimum=10)
     test_fraction = check_fraction(test_fraction, "test_fraction")
     rng = np.random.default_rng(seed)
@@ -244,8 +244,7 @@ def load_dataset(name: str, **kwargs: object) -> Dataset:
     >>> data.n_classes, data.input_shape
     (10, (8, 8))
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}")
+    name = check_choice(name, "name", DATASETS, ignore_case=True, what="dataset")
     if name in ("spirals", "moons"):
         return load_toy2d(name, **kwargs)
     return DATASETS[name](**kwargs)

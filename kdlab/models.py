@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
+from ._checks import check_choice, check_positive_int, check_shape
 
 __all__ = ["MLP", "ConvNet", "MODELS", "make_model", "predict_logits", "count_parameters", "single_thread"]
 
@@ -136,8 +136,11 @@ def make_model(
     >>> count_parameters(model)
     1642
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(map(repr, MODELS))}")
+    name = check_choice(name, "name", MODELS, ignore_case=True, what="model")
+    input_shape = check_shape(input_shape, "input_shape")
+    n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
+    if widths is not None:
+        widths = check_shape(widths, "widths", allow_empty=True)
     in_features = math.prod(input_shape)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -63,3 +63,20 @@ def test_single_thread_restores_the_thread_count():
             assert torch.get_num_threads() == 1
             raise RuntimeError
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (("mlp", 64, 10), TypeError, r"input_shape must be a tuple of positive integers .* got 64 \(write \(64,\) for one dimension\)"),
+    (("mlp", (64,), 1), ValueError, "n_classes must be an integer >= 2, got 1"),
+    (("mlp", (64,), 10, (0,)), ValueError, r"widths must be a tuple of positive integers, got \(0,\)"),
+    (("mlp", (64,), 10, 32), TypeError, "widths must be a tuple of positive integers"),
+    (("cnn", (8, 0), 10), ValueError, r"input_shape must be a non-empty tuple of positive integers, got \(8, 0\)"),
+])
+def test_make_model_explains_bad_arguments(args, error, message):
+    with pytest.raises(error, match=message):
+        kdlab.make_model(*args)
+
+
+def test_names_accept_any_case():
+    assert type(kdlab.make_model("MLP", (4,), 3)).__name__ == "MLP"
+    assert kdlab.load_dataset("Moons").name == "moons"
