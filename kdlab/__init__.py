@@ -26,10 +26,14 @@ The names most notebooks need are here at the top level:
 - metrics: :func:`accuracy`, :func:`agreement`, :func:`mean_kl`, :func:`latency_ms`, :func:`evaluate`,
   :func:`linear_cka`
 - feature hints: :func:`capture_features`, :func:`make_regressor`
+- pretrained teachers shipped with the package: ``kdlab.teachers.load("digits")`` (see
+  :mod:`kdlab.teachers`)
+- comparing methods over seeds: :mod:`kdlab.compare` (``summary``, ``paired``, ``table``)
 - checking a learner's loss: :func:`check_distillation_loss`
 - the live 2-D playground (also the demo mode): :func:`playground`
 """
 
+from . import compare, teachers
 from .data import Dataset, load_dataset, load_digits, load_mnist1d, load_toy2d
 from .exercises import LossReport, check_distillation_loss
 from .features import capture_features, make_regressor
@@ -50,5 +54,5 @@ __all__ = [
     "History", "TrainState", "train", "train_batched",
     "capture_features", "make_regressor",
     "LossReport", "check_distillation_loss",
-    "playground",
+    "playground", "compare", "teachers",
 ]
