@@ -16,9 +16,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import nn
 
+from .compare import Paired, Summary, summary
 from .models import predict_logits
 
-__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_distributions", "decision_grid",
+__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_paired", "plot_distributions", "decision_grid",
            "plot_decision_regions"]
 
 # Okabe & Ito (2008): distinguishable with the common forms of colour blindness.
@@ -30,35 +31,130 @@ def _color(name: str, i: int) -> str:
     return ROLE_COLORS.get(name, OKABE_ITO[i % len(OKABE_ITO)])
 
 
+def _as_summary(value: object, name: str) -> Summary:
+    if isinstance(value, Summary):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return summary([float(value)])
+    try:
+        return summary(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"results[{name!r}] must be a Summary, a number (one run) or a sequence of numbers "
+                        f"(one per seed); {err}") from None
+
+
 def plot_comparison(
-    means: Mapping[str, float],
-    stds: Mapping[str, float] | None = None,
+    results: Mapping[str, Summary | float | Sequence[float]],
     *,
     ylabel: str = "test accuracy",
     title: str = "Teacher and students",
     ax: Axes | None = None,
 ) -> Figure:
-    """A bar per model (from 0, so heights compare honestly), ± one std over seeds as error bars.
+    """One point per model: the mean over seeds with its 95% CI, and each seed as a small dot.
 
-    The value is written inside each bar; the legend sits above the bars. Keys name the models;
-    a key may carry a second line (``"teacher\n59,786 params"``) that appears in the legend only.
+    The y-axis is zoomed to the results (a dot plot needs no zero baseline), so differences of a
+    few points stay visible. A model with a single run (a shipped teacher) is drawn as a diamond
+    without an error bar: one run has no interval.
+
+    Parameters
+    ----------
+    results : mapping of name to Summary, number or sequence of numbers
+        For each model, a :class:`kdlab.compare.Summary`, a single result, or one result per
+        seed (the seeds are then drawn too).
+    ylabel, title : str
+        Axis label and title.
+    ax : matplotlib Axes, optional
+        Draw there instead of on a new figure.
+
+    Examples
+    --------
+    >>> fig = plot_comparison({"teacher": 0.978, "hard labels": [0.95, 0.96, 0.95],
+    ...                        "distilled": [0.96, 0.97, 0.965]})
+    >>> len(fig.axes[0].get_xticklabels())
+    3
     """
+    if not isinstance(results, Mapping) or not results:
+        raise TypeError("results must be a non-empty mapping of model name to results")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
-    names = list(means)
-    short = [n.split("\n")[0] for n in names]
-    top = max(means.values())
-    bars = ax.bar(short, [means[n] for n in names], yerr=[stds[n] for n in names] if stds else None,
-                  capsize=6, color=[_color(s, i) for i, s in enumerate(short)], label=names)
-    for bar, name in zip(bars, names):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() / 2, f"{means[name]:.3f}",
-                ha="center", va="center", color="white", fontweight="bold")
-    ax.set_ylim(0, 1.3 * top)
-    if top <= 1:  # an accuracy: no ticks above 1
-        ax.set_yticks(np.linspace(0, 1, 6))
+    names = list(results)
+    lows, highs = [], []
+    for i, name in enumerate(names):
+        raw = results[name]
+        s = _as_summary(raw, name)
+        color = _color(name.split("\n")[0], i)
+        if not isinstance(raw, (Summary, int, float)) and s.n > 1:
+            seeds = np.asarray(list(raw.values()) if isinstance(raw, Mapping) else raw, dtype=float).ravel()
+            jitter = np.linspace(-0.12, 0.12, len(seeds))
+            ax.scatter(i + jitter, seeds, s=12, color=color, alpha=0.45, zorder=2)
+            lows.append(seeds.min()), highs.append(seeds.max())
+        if s.half_width is None:
+            ax.scatter([i], [s.mean], marker="D", s=60, color=color, zorder=3)
+            label = f"{s.mean:.3f}\n(1 run)"
+        else:
+            ax.errorbar([i], [s.mean], yerr=[[s.half_width], [s.half_width]], fmt="o", ms=8, capsize=8,
+                        color=color, zorder=3)
+            label = f"{s.mean:.3f}\n± {s.half_width:.3f}"
+            lows.append(s.ci_low), highs.append(s.ci_high)
+        lows.append(s.mean), highs.append(s.mean)
+        ax.annotate(label, (i, s.mean), xytext=(14, 0), textcoords="offset points", va="center", fontsize="small")
+    lo, hi = min(lows), max(highs)
+    pad = max(0.15 * (hi - lo), 0.005)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.5, len(names) - 0.2)
+    ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("model")
+    ax.set_xlabel("model (mean and 95% CI over seeds; dots: single seeds)")
     ax.set_title(title)
-    ax.legend(loc="upper center", ncol=min(3, len(names)), fontsize="small", frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired(
+    differences: Mapping[str, Paired],
+    *,
+    xlabel: str = "difference in test accuracy (paired by seed)",
+    title: str = "Is the difference real?",
+    ax: Axes | None = None,
+) -> Figure:
+    """A forest plot: each paired comparison's mean difference and 95% CI against a zero line.
+
+    A CI that does not touch zero is coloured by its verdict ("better" green, "worse"
+    vermillion); "no clear difference" is grey.
+
+    Parameters
+    ----------
+    differences : mapping of label to :class:`kdlab.compare.Paired`
+        For example ``{"KD − hard labels": paired(kd, hard)}``.
+
+    Examples
+    --------
+    >>> from kdlab.compare import paired
+    >>> fig = plot_paired({"KD − hard": paired([0.96, 0.97, 0.96], [0.95, 0.95, 0.96])})
+    """
+    if not isinstance(differences, Mapping) or not differences:
+        raise TypeError("differences must be a non-empty mapping of label to kdlab.compare.Paired")
+    for label, d in differences.items():
+        if not isinstance(d, Paired):
+            raise TypeError(f"differences[{label!r}] must be a kdlab.compare.Paired, got {type(d).__name__}")
+    n = len(differences)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 0.6 * n + 1.6))
+    colors = {"better": OKABE_ITO[2], "worse": OKABE_ITO[3], "no clear difference": "#777777"}
+    for row, (label, d) in enumerate(reversed(list(differences.items()))):
+        color = colors[d.verdict]
+        if d.ci_low is None:
+            ax.scatter([d.mean], [row], marker="D", color=color)
+        else:
+            ax.errorbar([d.mean], [row], xerr=[[d.mean - d.ci_low], [d.ci_high - d.mean]], fmt="o", capsize=6,
+                        color=color)
+        ax.annotate(f"{d.mean:+.3f}  {d.verdict} (n = {d.n})", (d.mean, row), xytext=(0, 9),
+                    textcoords="offset points", ha="center", fontsize="small", color=color)
+    ax.axvline(0, color="k", lw=1, ls="--")
+    ax.set_yticks(range(n), list(reversed(list(differences))))
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 

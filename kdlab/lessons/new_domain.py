@@ -620,17 +620,16 @@ def plot_shift_curves(curves: Mapping[str, Sequence[float]], strengths: Sequence
 
 
 def plot_transfer(result: TransferComparison, *, title: str | None = None, ax=None):
-    """Bar chart of :class:`TransferComparison`: mean target accuracy per method, ± one std."""
+    """Dot plot of :class:`TransferComparison`: target accuracy per method, mean and 95% CI over seeds."""
     import matplotlib.pyplot as plt
 
     from ..plots import plot_comparison
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(9, 4))
     n = len(result.seeds)
-    plot_comparison(result.means(), result.stds(), ax=ax, ylabel="target test accuracy",
-                    title=title or f"Transfer with k = {result.k} labels per class (mean ± std over {n} seeds)")
+    plot_comparison({m: v for m, v in result.accuracies.items() if v}, ax=ax, ylabel="target test accuracy",
+                    title=title or f"Transfer with k = {result.k} labels per class ({n} seeds)")
     ax.tick_params(axis="x", labelrotation=15)
-    ax.legend().remove()
     fig.tight_layout()
     return fig
 
