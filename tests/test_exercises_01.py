@@ -18,17 +18,42 @@ def test_check_kd_loss_accepts_the_reference_and_the_solution():
     assert ex.check_kd_loss(solutions.kd_loss).ok
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda s, t, y, T, a: F.cross_entropy(s, y),  # labels only
-    lambda s, t, y, T, a: a * F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
-    + (1 - a) * F.cross_entropy(s, y),  # no T²
-    lambda s, t, y, T, a: a * T**2 * F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="mean")
-    + (1 - a) * F.cross_entropy(s, y),  # "mean" reduction
+def test_check_kd_loss_accepts_the_textbook_loss_that_leaves_the_teacher_undetached():
+    def textbook(s, t, y, T, a):  # the PyTorch tutorial's loss: its caller computes t under torch.no_grad()
+        p = F.softmax(t / T, dim=-1)
+        soft = torch.sum(p * (p.log() - F.log_softmax(s / T, dim=-1))) / s.size(0) * T**2
+        return a * soft + (1 - a) * F.cross_entropy(s, y)
+
+    fb = ex.check_kd_loss(textbook)
+    assert fb.ok, str(fb)
+    assert "\nNote: Your loss does not detach the teacher's logits" in fb.message and "torch.no_grad()" in fb.message
+
+
+@pytest.mark.parametrize("wrong, first", [
+    (lambda s, t, y, T, a: F.cross_entropy(s, y), "the teacher is never used"),  # labels only
+    (lambda s, t, y, T, a: a * F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+     + (1 - a) * F.cross_entropy(s, y), "not multiplied by T²"),  # no T²
+    (lambda s, t, y, T, a: a * T**2 * F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="mean")
+     + (1 - a) * F.cross_entropy(s, y), "number of classes"),  # "mean" reduction
+    (lambda s, t, y, T, a: a * F.cross_entropy(s, y) + (1 - a) * T**2 * F.kl_div(
+        F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean"), "as in Keras"),  # Keras's alpha
 ])
-def test_check_kd_loss_rejects_wrong_losses_with_a_hint(wrong):
+def test_check_kd_loss_rejects_wrong_losses_with_the_real_bug_first_and_a_hint(wrong, first):
     fb = ex.check_kd_loss(wrong)
-    assert not fb.ok and fb.hint and "T**2" in fb.hint
+    assert not fb.ok and fb.hint and "T**2" in fb.hint and "alpha weights the soft term" in fb.hint
     assert "Not yet" in str(fb)
+    assert first in fb.message.split("\n")[0]  # the bug, not the undetached teacher, comes first
+    assert "detach" not in fb.message.split("Note:")[0]
+
+
+def test_check_kd_loss_lists_several_problems_most_fundamental_first():
+    def reverse_and_mean(s, t, y, T, a):
+        soft = F.kl_div(F.log_softmax(t.detach() / T, -1), F.softmax(s / T, -1), reduction="mean")
+        return a * T**2 * soft + (1 - a) * F.cross_entropy(s, y)
+
+    lines = ex.check_kd_loss(reverse_and_mean).message.split("\n")
+    assert lines[0] == "2 problems, the most fundamental first:"
+    assert lines[1].startswith("1. This is reverse KL") and lines[2].startswith("2. The soft term is divided")
 
 
 def test_check_kd_loss_never_raises():

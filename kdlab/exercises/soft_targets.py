@@ -17,19 +17,24 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float,
     """Check a learner's ``kd_loss(student_logits, teacher_logits, targets, T, alpha)``.
 
     The checking is done by :func:`kdlab.check_distillation_loss` (values and gradients
-    against :func:`kdlab.distillation_loss`, with a catalogue of the usual bugs); this wraps its
-    report as :class:`Feedback` with a hint.
+    against :func:`kdlab.distillation_loss`, with a catalogue of the usual bugs and of legitimate
+    variants); this wraps its report as :class:`Feedback` with a hint. The teacher's logits need not
+    be detached inside the loss (callers compute them under ``torch.no_grad()``): if they are not,
+    the message says so in a note.
     """
 
     report = check_distillation_loss(fn)
+    notes = "".join(f"\nNote: {note}" for note in report.notes)
     if report.ok:
         return Feedback(True, "your loss matches alpha * T² * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE, "
-                              "in value and gradient, and leaves the teacher alone.")
-    problems = "; ".join(report.problems) or "it does not match kdlab.distillation_loss"
-    return Feedback(False, problems,
-                    "the soft term is KL(softmax(teacher / T) || softmax(student / T)): F.kl_div takes the "
-                    "student's log-probabilities first, with reduction='batchmean'; multiply it by T**2, then mix: "
-                    "alpha * soft + (1 - alpha) * cross-entropy on the labels")
+                              "in value and gradient." + notes)
+    problems = report.problems or ["it does not match kdlab.distillation_loss"]
+    listed = problems[0] if len(problems) == 1 else f"{len(problems)} problems, the most fundamental first:\n" + \
+        "\n".join(f"{i}. {p}" for i, p in enumerate(problems, 1))
+    return Feedback(False, listed + notes,
+                    "alpha weights the soft term: alpha * soft + (1 - alpha) * cross-entropy on the labels. The soft "
+                    "term is KL(softmax(teacher / T) || softmax(student / T)): F.kl_div takes the student's "
+                    "log-probabilities first, with reduction='batchmean'; multiply it by T**2.")
 
 
 _TREND_WORDS = {
