@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import kdlab
-from kdlab.lessons import pitfalls
 from kdlab.exercises.checker import LossReport, check_distillation_loss
+from kdlab.lessons import pitfalls
 
 
 def soft_kl(s, t, T, reduction="batchmean"):
