@@ -287,3 +287,25 @@ def test_notebook_runs_offline_within_binder_memory(path, tmp_path, record_prope
     if peak is None:
         pytest.skip("no /proc here: kernel peak memory not measured (the offline run passed)")
     assert peak < MEMORY_LIMIT, f"{path.name}: kernel peak RSS {peak / 2**20:.0f} MiB, over 1 GiB"
+
+
+def test_a_walk_through_the_suite_keeps_at_most_two_kernels(tmp_path):
+    """kdlab.bench.session on three stand-in notebooks (150 MB each), learner time 300x faster:
+    with the Binder image's culling, the kernel of the notebook before last is gone by the time the
+    next one opens. The real measurement: python -m kdlab.bench.session (README, Binder)."""
+    import nbformat
+
+    from kdlab.bench.session import walk
+
+    (tmp_path / "notebooks").mkdir()
+    for i in range(3):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {i}\n\n**Time**: about 20 minutes to read."),
+                    nbformat.v4.new_code_cell("import numpy as np\nx = np.ones(150 * 2**20 // 8)")]
+        nbformat.write(nb, tmp_path / f"notebooks/0{i}_stand_in.ipynb")
+    report = walk(root=tmp_path, speed=300, log=lambda msg: None)
+    assert not [v.error for v in report.visits if v.error] and not report.warnings, report.summary()
+    assert report.cull_idle_timeout_s == 3
+    assert report.most_kernels_alive == 2, report.summary()
+    assert report.kernels_culled == 2, report.summary()
+    assert 300 < report.peak_pss_mb < 2048, report.summary()
