@@ -244,7 +244,7 @@ def table(
     metrics: Sequence[str] | None = None,
     digits: int = 3,
     once: Sequence[str] = ("parameters",),
-) -> "pandas.DataFrame":  # noqa: F821
+) -> pandas.DataFrame:  # noqa: F821
     """One row per ``by`` value: n, and the mean and 95% CI half-width of each metric over seeds.
 
     Parameters

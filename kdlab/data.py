@@ -64,7 +64,7 @@ class Dataset:
             f"{self.n_features} features, {self.n_classes} classes)"
         )
 
-    def validation_split(self, fraction: float = 0.2, seed: int = 0) -> "Dataset":
+    def validation_split(self, fraction: float = 0.2, seed: int = 0) -> Dataset:
         """Carve a validation set out of the training set.
 
         Returns a Dataset whose ``x_test``/``y_test`` are a held-out ``fraction`` of the training
@@ -86,7 +86,7 @@ class Dataset:
             y_test=self.y_train[val],
         )
 
-    def subsample(self, fraction: float, seed: int = 0) -> "Dataset":
+    def subsample(self, fraction: float, seed: int = 0) -> Dataset:
         """Keep a stratified ``fraction`` of the training set (at least one example per class).
 
         The test set is unchanged.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from torch import nn
 
 from ._checks import check_logits, check_same_shape, check_targets, check_temperature
 from .models import count_parameters, predict_logits
+
+if TYPE_CHECKING:  # only for the annotation: pandas is imported where the table is built
+    import pandas
 
 __all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize", "linear_cka"]
 
@@ -82,7 +86,7 @@ def evaluate(
 
 def summarize(
     records: list[dict], by: str = "model", digits: int = 3, once: tuple[str, ...] = ("parameters",)
-) -> "pandas.DataFrame":
+) -> pandas.DataFrame:
     """Mean and standard deviation over seeds of per-run records, one row per ``by`` value.
 
     Parameters

@@ -59,7 +59,7 @@ class BatchedMLP(nn.Module):
         return self.weights[0].shape[0]
 
     @classmethod
-    def from_models(cls, models: Sequence[nn.Module]) -> "BatchedMLP":
+    def from_models(cls, models: Sequence[nn.Module]) -> BatchedMLP:
         """Stack kdlab MLPs of identical widths (their weights are copied)."""
         models = list(models)
         if not models or not all(isinstance(m, MLP) for m in models):
@@ -74,7 +74,7 @@ class BatchedMLP(nn.Module):
 
     @classmethod
     def from_seeds(cls, seeds: Sequence[int], in_features: int, n_classes: int,
-                   widths: Sequence[int] = (32,)) -> "BatchedMLP":
+                   widths: Sequence[int] = (32,)) -> BatchedMLP:
         """One student per seed, initialised as ``make_model("mlp" or "linear", ..., seed=seed)``."""
         name = "mlp" if len(widths) else "linear"
         return cls.from_models([make_model(name, (in_features,), n_classes, widths=tuple(widths) or None, seed=int(s))

@@ -146,7 +146,7 @@ class JupyterServer:
             ]
         raise ValueError(f"app must be 'lab' or 'voila', got {self.app!r}")
 
-    def start(self, timeout: float = 90) -> "JupyterServer":
+    def start(self, timeout: float = 90) -> JupyterServer:
         _write_lab_settings(self.tmp / "jupyter" / "settings")
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

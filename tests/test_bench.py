@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -190,3 +191,43 @@ def test_markdown_from_a_results_dict(tmp_path):
     assert "recipe: transfer set + 40,000 unlabelled examples" in md and "| n/a |" in md
     assert "kdlab.sweep does not exist yet" in md and "--keep kd_effect" in md
     assert bench._no_nan({"a": [float("nan"), 1.0]}) == {"a": [None, 1.0]}
+
+
+def test_markdown_lists_one_core_times_beside_the_notebooks(tmp_path):
+    results = {
+        "quick": False, "total_s": 60.0, "import_s": 1.5, "missing": {},
+        "machine": {"cpu_count": 2, "date": "2026-01-02 00:00 UTC", "platform": "Linux", "python": "3.11",
+                    "torch": "2.13.0", "torch_threads": 1, "load_start": [1.0], "load_end": [1.0]},
+        "notebooks": {"00_quickstart": {"seconds": 20.0, "peak_mb": 400.0, "mode": "default", "ok": True},
+                      "01_soft_targets": {"seconds": 25.0, "peak_mb": 500.0, "mode": "default", "ok": True}},
+        "notebooks_one_core": {"00_quickstart": {"seconds": 31.5, "peak_mb": 410.0, "mode": "default", "ok": True,
+                                                 "cores": 1}},
+    }
+    path = tmp_path / "RESULTS.md"
+    bench.write_markdown(results, path)
+    md = path.read_text()
+    assert "| notebook | mode | seconds | seconds on 1 core | peak MB | ran |" in md
+    assert "| `00_quickstart` | default | 20.0 | 31.5 | 400 | yes |" in md
+    assert "| `01_soft_targets` | default | 25.0 | n/a | 500 | yes |" in md
+
+
+def test_one_core_kernel_runs_on_one_core():
+    """The kernelspec the bench times notebooks with really pins the kernel (taskset -c)."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    if not hasattr(os, "sched_getaffinity") or shutil.which("taskset") is None:
+        pytest.skip("needs Linux's taskset")
+    before = os.environ.get("JUPYTER_PATH")
+    with bench.one_core_kernel() as name:
+        km, kc = start_new_kernel(kernel_name=name, startup_timeout=120)
+        try:
+            lines = []
+            kc.execute_interactive("import os, torch; print(sorted(os.sched_getaffinity(0)), torch.get_num_threads())",
+                                   output_hook=lambda msg: lines.append(msg["content"].get("text", "")), timeout=120)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    assert "".join(lines).split() == [f"[{min(os.sched_getaffinity(0))}]", "1"], lines
+    assert os.environ.get("JUPYTER_PATH") == before, "JUPYTER_PATH must be restored"

@@ -39,8 +39,24 @@ import papermill
 import pytest
 
 from browser_tools import (
-    INSTALL_HINT, heatmap_axes, press_on_slider, screenshot_path, slider, slider_readout, wait_for_change, WIDGET_MIME, cell_errors, chromium_browser, chromium_path, jupyter_server,
-    open_notebook, plot_signature, run_all_cells, screenshot, wait_until_idle, widget_outputs,
+    INSTALL_HINT,
+    WIDGET_MIME,
+    cell_errors,
+    chromium_browser,
+    chromium_path,
+    heatmap_axes,
+    jupyter_server,
+    open_notebook,
+    plot_signature,
+    press_on_slider,
+    run_all_cells,
+    screenshot,
+    screenshot_path,
+    slider,
+    slider_readout,
+    wait_for_change,
+    wait_until_idle,
+    widget_outputs,
     widget_problems,
 )
 from notebook_tools import NOTEBOOK_DIR, NOTEBOOKS

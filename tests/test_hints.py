@@ -11,7 +11,6 @@ import kdlab
 from kdlab import features, widgets
 from kdlab.lessons import feature_hints as hints
 
-
 # ---------------------------------------------------------------- linear CKA
 
 def _well_conditioned(n, p, seed):

@@ -4,7 +4,8 @@
     python -m kdlab.bench --quick --json out.json   # a CI-sized run (well under a minute or two)
 
 The full run executes every notebook in ``notebooks/`` in default mode in a fresh kernel (as
-papermill runs it) while polling the kernel's resident memory; times the temperature slider's
+papermill runs it) while polling the kernel's resident memory, then again with the kernel pinned to
+one core (``taskset -c``: mybinder.org gives a session about one CPU); times the temperature slider's
 callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a batched sweep of
 student runs against the same runs one after another (:mod:`kdlab.sweep`); trains the tuned KD
 recipes of :mod:`kdlab.bench.recipes` over five seeds; and times ``import kdlab`` in a fresh
@@ -22,18 +23,20 @@ targets' numbers. It writes RESULTS.md only when ``--markdown`` is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +99,7 @@ class _PeakRSS:
             self.peak = max(self.peak, self._sample())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "_PeakRSS":
+    def __enter__(self) -> _PeakRSS:
         self._thread.start()
         return self
 
@@ -119,41 +122,84 @@ def measure_import(repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def measure_notebooks(fast: bool = False, only: list[str] | None = None) -> tuple[dict, dict]:
+ONE_CORE_KERNEL = "kdlab-one-core"
+
+
+@contextlib.contextmanager
+def one_core_kernel() -> Iterator[str]:
+    """A kernelspec whose kernel runs under ``taskset -c N`` (N: the first CPU this process may use).
+
+    Yields the kernel's name; while inside, ``JUPYTER_PATH`` leads Jupyter (papermill, nbclient) to it.
+    The kernel and every thread it starts (PyTorch's included) then share one core, as on
+    mybinder.org, which gives a session about one CPU. Raises OSError where ``taskset`` is missing.
+    """
+    taskset = shutil.which("taskset")
+    if taskset is None or not hasattr(os, "sched_getaffinity"):
+        raise OSError("pinning a kernel to one core needs Linux's taskset (util-linux)")
+    cpu = min(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "kernels" / ONE_CORE_KERNEL
+        spec.mkdir(parents=True)
+        argv = [taskset, "-c", str(cpu), sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": f"Python 3 (CPU {cpu} only)",
+                                                      "language": "python"}))
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, before) if p)
+        try:
+            yield ONE_CORE_KERNEL
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
+def measure_notebooks(fast: bool = False, only: list[str] | None = None,
+                      one_core: bool = False) -> tuple[dict, dict]:
     """Run each notebook from a fresh kernel with papermill; wall time and the kernel's peak RSS.
 
-    Returns ``(results, missing)``: ``results[name] = {"seconds", "peak_mb", "mode", "ok"}``.
+    With ``one_core``, the kernel is pinned to one core (:func:`one_core_kernel`) and the missing
+    reasons are keyed ``"notebooks_one_core"``. Returns ``(results, missing)``:
+    ``results[name] = {"seconds", "peak_mb", "mode", "ok"}`` (``"cores": 1`` when pinned).
     """
+    key = "notebooks_one_core" if one_core else "notebooks"
     missing: dict[str, str] = {}
     paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     if only is not None:
         paths = [p for p in paths if any(p.stem.startswith(o) or p.stem == o for o in only)]
     if not paths:
-        missing["notebooks"] = f"no notebooks found in {NOTEBOOK_DIR.name}/ yet"
+        missing[key] = f"no notebooks found in {NOTEBOOK_DIR.name}/ yet"
         return {}, missing
     try:
         import papermill as pm
         import psutil  # noqa: F401
     except ImportError as err:  # pragma: no cover - the test extra installs both
-        missing["notebooks"] = f"needs papermill and psutil (pip install -e '.[test]'): {err}"
+        missing[key] = f"needs papermill and psutil (pip install -e '.[test]'): {err}"
         return {}, missing
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        try:
+            kernel = stack.enter_context(one_core_kernel()) if one_core else "python3"
+        except OSError as err:
+            return {}, {key: str(err)}
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         for path in paths:
-            _log(f"notebook {path.name} ({'FAST' if fast else 'default'} mode)")
+            _log(f"notebook {path.name} ({'FAST' if fast else 'default'} mode{', one core' if one_core else ''})")
             params = {"FAST": True} if fast else {}
             ok, error = True, None
             with _PeakRSS() as mem:
                 start = time.perf_counter()
                 try:
                     pm.execute_notebook(str(path), str(Path(tmp) / path.name), parameters=params,
-                                        cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False,
+                                        cwd=str(NOTEBOOK_DIR), kernel_name=kernel, progress_bar=False,
                                         log_output=False)
                 except Exception as err:  # a failing notebook is a result, not a crash of the bench
                     ok, error = False, f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
                 seconds = time.perf_counter() - start
             results[path.stem] = {"seconds": round(seconds, 2), "peak_mb": round(mem.peak / 2**20, 1),
                                   "mode": "fast" if fast else "default", "ok": ok}
+            if one_core:
+                results[path.stem]["cores"] = 1
             if error:
                 results[path.stem]["error"] = error
             _log(f"  {seconds:.1f} s, {mem.peak / 2**20:.0f} MB{'' if ok else ', FAILED: ' + error}")
@@ -410,13 +456,22 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += [""]
 
     nbs = results.get("notebooks") or {}
-    if nbs:
+    one = results.get("notebooks_one_core") or {}
+    if nbs or one:
+        def one_core(n: str) -> str:
+            r = one.get(n)
+            return "n/a" if r is None else (f"{r['seconds']:.1f}" if r["ok"] else "FAILED")
+
         lines += ["## Notebooks", "",
                   "Each notebook runs from a fresh kernel with papermill (default parameters unless said), "
-                  "the kernel's resident memory polled every 50 ms.", "",
-                  "| notebook | mode | seconds | peak MB | ran |", "| --- | --- | ---: | ---: | --- |"]
-        lines += [f"| `{n}` | {nb['mode']} | {nb['seconds']:.1f} | {nb['peak_mb']:.0f} | "
+                  "the kernel's resident memory polled every 50 ms; then again with the kernel pinned to one "
+                  "core (`taskset -c`), as on mybinder.org, which gives a session about one CPU.", "",
+                  "| notebook | mode | seconds | seconds on 1 core | peak MB | ran |",
+                  "| --- | --- | ---: | ---: | ---: | --- |"]
+        lines += [f"| `{n}` | {nb['mode']} | {nb['seconds']:.1f} | {one_core(n)} | {nb['peak_mb']:.0f} | "
                   f"{'yes' if nb['ok'] else 'FAILED: ' + nb.get('error', '')} |" for n, nb in nbs.items()]
+        lines += [f"| `{n}` | {r['mode']} | n/a | {one_core(n)} | {r['peak_mb']:.0f} | "
+                  f"{'yes' if r['ok'] else 'FAILED: ' + r.get('error', '')} |" for n, r in one.items() if n not in nbs]
         lines += [""]
 
     s = results.get("sweep") or {}
@@ -488,7 +543,7 @@ def write_markdown(results: dict, path: Path) -> None:
 # the command
 
 
-SECTIONS = ("notebooks", "widgets", "sweep", "kd_effect")
+SECTIONS = ("notebooks", "notebooks_one_core", "widgets", "sweep", "kd_effect")
 
 
 def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str, ...] = (),
@@ -520,6 +575,9 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
         ("notebooks", lambda: measure_notebooks(fast=quick, only=notebooks) if (notebooks is not None or not quick)
          else ({}, {"notebooks": "not run in quick mode (a kernel start alone can take most of CI's minute); "
                                  "pass --notebooks 00 to include some, in FAST mode"})),
+        ("notebooks_one_core", lambda: measure_notebooks(fast=quick, only=notebooks, one_core=True)
+         if (notebooks is not None or not quick)
+         else ({}, {"notebooks_one_core": "not run in quick mode; pass --notebooks 00 to include some"})),
         ("widgets", lambda: measure_widgets(moves=20 if quick else 40, retrains=1 if quick else 3)),
         ("sweep", lambda: measure_sweep(quick=quick)),
         ("kd_effect", lambda: measure_kd_effect(quick=quick, seeds=2 if quick else 5)),

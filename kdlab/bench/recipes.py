@@ -111,11 +111,11 @@ class Recipe:
         if self.transfer_samples and self.dataset != "mnist1d":
             raise ValueError(f"extra unlabelled transfer examples are generated only for mnist1d, not {self.dataset!r}")
 
-    def replace(self, **changes: object) -> "Recipe":
+    def replace(self, **changes: object) -> Recipe:
         """A copy with some settings changed (e.g. ``recipe.replace(T=2.0)``)."""
         return dataclasses.replace(self, **changes)
 
-    def fast(self) -> "Recipe":
+    def fast(self) -> Recipe:
         """A much shorter version for FAST mode and CI: the same players, a few epochs, no extras."""
         return self.replace(
             teacher_epochs=max(1, self.teacher_epochs // 20),

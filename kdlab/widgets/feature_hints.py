@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Widget
-
 from collections.abc import Sequence
 
 from ..lessons.feature_hints import HintSetup, run_method
+from .base import Widget
 
 __all__ = ["HintExplorer"]
 

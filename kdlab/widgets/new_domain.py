@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .base import Widget
-
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +23,7 @@ from ..lessons.new_domain import (
 )
 from ..metrics import accuracy
 from ..models import predict_logits
+from .base import Widget
 
 __all__ = ["ShiftExplorer", "KComparison"]
 

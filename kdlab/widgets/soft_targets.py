@@ -3,8 +3,6 @@ soft targets at a temperature the learner sets."""
 
 from __future__ import annotations
 
-from .base import Widget
-
 import math
 import statistics
 import time
@@ -23,6 +21,7 @@ from ..losses import soft_targets
 from ..metrics import entropy
 from ..models import predict_logits
 from ..plots import OKABE_ITO, ROLE_COLORS
+from .base import Widget
 
 __all__ = ["SoftTargetExplorer"]
 
