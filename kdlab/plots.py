@@ -140,7 +140,7 @@ def plot_paired(
     n = len(differences)
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 0.6 * n + 1.6))
     colors = {"better": OKABE_ITO[2], "worse": OKABE_ITO[3], "no clear difference": "#777777"}
-    for row, (label, d) in enumerate(reversed(list(differences.items()))):
+    for row, d in enumerate(reversed(list(differences.values()))):
         color = colors[d.verdict]
         if d.ci_low is None:
             ax.scatter([d.mean], [row], marker="D", color=color)
