@@ -103,13 +103,19 @@ class JupyterServer:
     then terminates the one process it started (by PID) if it is still there.
     """
 
-    def __init__(self, root_dir: Path, tmp: Path, *, app: str = "lab", notebook: str | None = None):
+    def __init__(self, root_dir: Path, tmp: Path, *, app: str = "lab", notebook: str | None = None,
+                 launcher=None):
+        """``launcher`` (Voila only): a module with ``command(*voila_args)`` and ``environment(env)``,
+        such as ``demo/serve.py``, that says how to start Voila; the server adds its port and token."""
         self.root_dir, self.tmp, self.app, self.notebook = Path(root_dir), Path(tmp), app, notebook
+        self.launcher = launcher
         self.port = free_port()
         self.token = uuid.uuid4().hex
         self.proc: subprocess.Popen | None = None
         self.log_path = self.tmp / f"{app}-server.log"
         self.env = _isolated_env(self.tmp / "jupyter")
+        if launcher is not None:
+            self.env = launcher.environment(self.env)
 
     @property
     def base_url(self) -> str:
@@ -138,12 +144,10 @@ class JupyterServer:
                 "--MappingKernelManager.cull_idle_timeout=0",
             ] + self._root_flag()
         if self.app == "voila":
-            return [
-                sys.executable, "-m", "voila", str(self.notebook), "--no-browser",
-                "--Voila.ip=127.0.0.1", f"--port={self.port}",
-                f"--Voila.root_dir={self.root_dir}",
-                f"--token={self.token}",
-            ]
+            args = ["--no-browser", f"--port={self.port}", f"--Voila.root_dir={self.root_dir}", f"--token={self.token}"]
+            if self.launcher is not None:  # it binds to 127.0.0.1 itself (the server is probed there)
+                return self.launcher.command(*args)
+            return [sys.executable, "-m", "voila", str(self.notebook), "--Voila.ip=127.0.0.1", *args]
         raise ValueError(f"app must be 'lab' or 'voila', got {self.app!r}")
 
     def start(self, timeout: float = 90) -> JupyterServer:

@@ -12,13 +12,15 @@ its student-size slider and checks each time that the student re-trains (status 
 the figure names the new T / student, the regions change) and that teacher and student regions
 stay on the same input-plane coordinates. A self-check notebook proves the checks can fail (a
 ZeroDivisionError and a widget whose model is missing must be reported). The demo test serves
-``demo/playground.ipynb`` with Voila and checks the large playground renders without code and
-re-trains.
+``demo/playground.ipynb`` with Voila as ``demo/serve.py`` does (the offline template) and checks, at
+1280x720 and 1366x768, that the large playground opens trained, fits the screen, shows no code, asks
+no host but 127.0.0.1 for anything (the browser's request log), and re-trains.
 
 Screenshots (``test-artifacts/``, gitignored): ``<notebook>-opened.png``, ``<notebook>-after-run.png``,
 ``<notebook>-widget<k>.png`` (each widget view), ``02_*-T-explorer<k>-before/after.png``,
 ``02_*-playground-initial.png``, ``02_*-playground-T-before/after.png``,
-``02_*-playground-size-before/after.png``, ``self-check-*.png``, ``demo-voila-*.png``.
+``02_*-playground-size-before/after.png``, ``self-check-*.png``, ``demo-voila-1280x720.png``,
+``demo-voila-1366x768.png``, ``demo-voila-size-before/after.png``.
 
 The copies run in FAST mode (papermill's injected-parameters cell, as in the papermill test): the
 default path is covered by nbval. ``KDLAB_BROWSER_MODE=default`` runs the default path instead.
@@ -28,6 +30,7 @@ end, whatever happens. Without Chromium the tests are skipped with the command t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -247,7 +250,7 @@ def check_t_slider_redraws(page, view, shot: str) -> None:
 
 
 def playground_status(view) -> str:
-    return view.locator(".widget-html").last.inner_text().strip()
+    return view.locator(".kdlab-status").first.inner_text().strip()
 
 
 def check_playground_retrains(page, view, label: str, key: str, times: int, expect, shot: str,
@@ -311,36 +314,91 @@ def check_playground(page, name: str, shot: str) -> None:
 # Demo mode: the playground served without code by Voila
 # --------------------------------------------------------------------------------------------
 
-DEMO = Path(__file__).resolve().parents[1] / "demo" / "playground.ipynb"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
+DEMO_SCREENS = ((1280, 720), (1366, 768))  # the usual projector resolutions
+
+
+def load_demo_launcher():
+    """``demo/serve.py``, the command that serves the demo offline (imported from its file)."""
+    spec = importlib.util.spec_from_file_location("kdlab_demo_serve", DEMO_DIR / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def first_screen_problems(page, view, width: int, height: int) -> list[str]:
+    """What a presenter would see wrong on the first screen: a student not drawn, empty curves, a page
+    wider than the screen (sideways scrolling) or a playground taller than it."""
+    problems = []
+    status = playground_status(view)
+    if not status.startswith("trained in"):
+        problems.append(f"the status is {status!r}, not a finished training")
+    texts = plot_signature(page, view)
+    if "not trained yet" in texts or "student MLP 4 (" not in texts:
+        problems.append("the student panel's title does not name the trained student")
+    drawn = view.locator(".js-plotly-plot").evaluate_all(
+        """plots => plots.map(p => {
+            const d = p.data || [];
+            const z = d[1] && d[1].z ? [].concat(...d[1].z) : [];
+            return {curve: d[6] && d[6].x ? d[6].x.length : 0, student_z: new Set(z.map(Number)).size};
+        })""")
+    if not drawn or drawn[0]["curve"] == 0:
+        problems.append(f"the accuracy curve is empty on the first screen: {drawn}")
+    if not drawn or drawn[0]["student_z"] <= 1:
+        problems.append(f"the student's decision regions are not drawn (a constant heatmap): {drawn}")
+    scroll_width, inner_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    if scroll_width > inner_width:
+        problems.append(f"the page is {scroll_width} px wide in a {inner_width} px window: sideways scrolling")
+    box = view.bounding_box()
+    plot = view.locator(".js-plotly-plot").first.bounding_box()
+    if plot is None or plot["x"] + plot["width"] > width:
+        problems.append(f"the figure ({plot}) does not fit the {width} px screen")
+    if box is None or box["y"] + box["height"] > height:
+        problems.append(f"the playground ({box}) is taller than the {height} px screen")
+    return problems
 
 
 def test_demo_playground_serves_with_voila(browser, tmp_path):
-    """`voila demo/playground.ipynb`: the large playground renders (no code shown) and re-trains."""
+    """`python demo/serve.py` (Voila, offline template): at 1280x720 and 1366x768 the large playground
+    opens trained (student drawn, curves filled), fits the screen without sideways scrolling, shows
+    no code, asks nothing of any host but 127.0.0.1, and re-trains when a slider moves."""
     pytest.importorskip("voila", reason="Voila is in the [demo] extra: pip install -e '.[demo]'")
-    with jupyter_server(DEMO.parent, tmp_path, app="voila", notebook=DEMO.name) as voila:
-        context = browser.new_context(viewport={"width": 1920, "height": 1080})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        try:
-            start = time.monotonic()
-            page.goto(voila.url("/"), wait_until="domcontentloaded", timeout=180_000)
-            view = page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).filter(
-                has=page.locator(".widget-label", has_text=ALPHA_LABEL)).first
-            view.wait_for(timeout=180_000)
-            wait_for_change(page, lambda: playground_status(view).startswith("trained in"), False, timeout_s=60)
-            print(f"Voila: playground ready {time.monotonic() - start:.1f} s after the page was requested")
-            screenshot(page, "demo-voila-opened.png", full_page=True)
-            text = page.inner_text("body")
-            assert "from kdlab" not in text, "Voila should hide the code"
-            for bad in ("Loading widget...", "model not found", "Error displaying widget", "Traceback"):
-                assert bad not in text, f"the Voila page shows {bad!r}"
-            for label in (T_LABEL, ALPHA_LABEL, SIZE_LABEL):
-                assert slider(view, label).count() == 1, f"no {label!r} slider in the demo"
-            check_regions_share_coordinates(view, "demo-voila")
-            title = view.locator(".widget-html h1").first
-            assert title.count() and float(title.evaluate("n => parseFloat(getComputedStyle(n).fontSize)")) >= 32, (
-                "demo mode should have a large heading")
-            check_playground_retrains(page, view, SIZE_LABEL, "ArrowRight", 1, lambda s: f"student {s} (",
-                                      "demo-voila-size")
-        finally:
-            context.close()
+    launcher = load_demo_launcher()
+    with jupyter_server(DEMO_DIR, tmp_path, app="voila", launcher=launcher) as voila:
+        for k, (width, height) in enumerate(DEMO_SCREENS):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            requests = []
+            page.on("request", lambda r, requests=requests: requests.append(r.url))
+            page.on("websocket", lambda ws, requests=requests: requests.append(ws.url))
+            try:
+                start = time.monotonic()
+                page.goto(voila.url("/"), wait_until="domcontentloaded", timeout=180_000)
+                view = page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).filter(
+                    has=page.locator(".widget-label", has_text=ALPHA_LABEL)).first
+                view.wait_for(timeout=180_000)
+                page.wait_for_timeout(1000)  # let plotly finish drawing
+                print(f"Voila {width}x{height}: playground shown {time.monotonic() - start:.1f} s after the request")
+                shot = screenshot(page, f"demo-voila-{width}x{height}.png", full_page=False)
+                problems = first_screen_problems(page, view, width, height)
+                assert not problems, f"demo at {width}x{height} ({shot}):\n" + "\n".join(problems)
+                text = page.inner_text("body")
+                assert "from kdlab" not in text, "Voila should hide the code"
+                for bad in ("Loading widget...", "model not found", "Error displaying widget", "Traceback"):
+                    assert bad not in text, f"the Voila page shows {bad!r}"
+                for label in (T_LABEL, ALPHA_LABEL, SIZE_LABEL):
+                    assert slider(view, label).count() == 1, f"no {label!r} slider in the demo"
+                check_regions_share_coordinates(view, "demo-voila")
+                title = view.locator(".widget-html h1").first
+                assert title.count() and float(title.evaluate("n => parseFloat(getComputedStyle(n).fontSize)")) >= 32, (
+                    "demo mode should have a large heading")
+                if k == 0:
+                    check_playground_retrains(page, view, SIZE_LABEL, "ArrowRight", 1, lambda s: f"student {s} (",
+                                              "demo-voila-size")
+                local = (voila.base_url + "/", f"ws://127.0.0.1:{voila.port}/", "data:", "blob:")
+                outside = sorted({r for r in requests if not r.startswith(local)})
+                assert not outside, f"the demo page asked other hosts than 127.0.0.1: {outside}"
+                print(f"Voila {width}x{height}: {len(requests)} requests, all to 127.0.0.1")
+            finally:
+                context.close()

@@ -58,6 +58,36 @@ def test_playground_trains_once_at_start(pg):
     assert len(pg.fig.data[6].x) == 6  # the accuracy curve
 
 
+def test_playground_opens_trained_in_the_browser(pg):
+    """What the browser draws first is the widget's initial state (changes made before a view exists
+    are lost): it must already hold the trained student, its curves and its title."""
+    sent = pg.fig._widget_data  # the FigureWidget's state as the front end receives it
+    z = np.array(sent[1]["z"], dtype=float)
+    expected = torch.softmax(kdlab.predict_logits(pg.student_model, pg._grid), -1)[:, 1]
+    assert np.allclose(z.ravel(), expected.numpy(), atol=1e-3) and z.std() > 0.01
+    assert len(sent[6]["x"]) == 6 and len(sent[7]["y"]) == 6
+    titles = [a["text"] for a in pg.fig._widget_layout["annotations"]]
+    assert titles[1].startswith("student linear (") and "not trained yet" not in " ".join(titles)
+    assert pg.status.value.startswith("trained in")
+
+
+def test_playground_uses_the_shipped_teacher():
+    from kdlab import teachers
+
+    pg = widgets.playground("moons", train_now=False, background=False)
+    shipped = teachers.load("moons")
+    assert teachers.state_digest(pg.teacher.state_dict()) == teachers.state_digest(shipped.model.state_dict())
+    assert pg.teacher_accuracy == pytest.approx(shipped.test_accuracy)
+
+
+def test_playground_trains_a_teacher_for_other_settings():
+    pg = widgets.playground("moons", teacher_widths=(8,), seed=1, train_now=False, background=False)
+    assert kdlab.count_parameters(pg.teacher) == 2 * 8 + 8 + 8 * 2 + 2
+    assert pg.teacher_accuracy > 0.8  # trained, not its initial weights
+    default = widgets.playground("moons", train_now=False, background=False)
+    assert not torch.equal(pg.data.x_train, default.data.x_train)  # seed 1's data set
+
+
 def test_moving_a_slider_retrains_and_changes_the_figure(pg):
     z_before = np.array(pg.fig.data[1].z).copy()
     n = pg.trainings
@@ -104,12 +134,65 @@ def test_background_mode_never_overlaps_and_keeps_the_newest_settings():
     assert len(pg.history.epoch) == 30 and not pg.history.interrupted
 
 
-def test_demo_mode_is_large():
+def test_demo_mode_is_large_and_as_wide_as_the_page():
     small = widgets.playground("moons", train_now=False, background=False)
     large = widgets.playground("moons", demo=True, train_now=False, background=False)
     assert large.fig.layout.font.size > small.fig.layout.font.size
-    assert large.fig.layout.height > small.fig.layout.height
     assert "kdlab-large" in large.ui._dom_classes
+    for pg in (small, large):  # no fixed width: the figure takes the page's (the browser test measures it)
+        assert pg.fig.layout.width is None and pg.fig._config.get("responsive") is True
+    assert large.fig.layout.height <= 560  # below a heading and the sliders on a 720-px screen
+
+
+# --------------------------------------------------------------------------------------------
+# The playground's state string
+# --------------------------------------------------------------------------------------------
+
+def test_state_round_trips_the_view():
+    pg = widgets.playground("moons", T=2 ** 0.25, alpha=0.15000000000000002, student="MLP 32x32", seed=3,
+                            epochs=7, teacher_widths=(64, 64, 64), demo=True, train_now=False, background=False)
+    state = pg.state()
+    assert state == "kd1:moons,T=1.189207115002721,alpha=0.15000000000000002,student=mlp32x32,seed=3,epochs=7,demo"
+    back = widgets.playground(state=state, train_now=False, background=False)
+    assert back.settings == pg.settings and back.seed == 3 and back.epochs == 7 and back.size == "large"
+    assert back.dataset == "moons" and back.state() == state
+
+
+def test_state_restores_the_same_student(pg):
+    pg.set(T=2.0, alpha=0.5, student="MLP 16")
+    back = widgets.playground(state=pg.state(), epochs=6, update_every=2, background=False)
+    assert back.state() == pg.state()
+    assert np.array_equal(np.array(back.fig.data[1].z), np.array(pg.fig.data[1].z))
+
+
+def test_default_state_is_short_and_names_its_version():
+    pg = widgets.playground(train_now=False, background=False)
+    assert pg.state() == "kd1:spirals,T=4,alpha=0.9,student=mlp4,seed=0"
+
+
+@pytest.mark.parametrize("state, problem", [
+    ("kd2:moons,T=4,alpha=0.9,student=mlp4,seed=0", "does not start with 'kd1:'"),
+    ("moons,T=4,alpha=0.9,student=mlp4,seed=0", "does not start with 'kd1:'"),
+    ("kd1:digits,T=4,alpha=0.9,student=mlp4,seed=0", "data set 'digits'"),
+    ("kd1:moons,T=4,alpha=0.9", "has no student or seed"),
+    ("kd1:moons,T=four,alpha=0.9,student=mlp4,seed=0", "bad value"),
+    ("kd1:moons,T=4,alpha=1.5,student=mlp4,seed=0", "alpha must be in [0, 1]"),
+    ("kd1:moons,T=4,alpha=0.9,student=mlp5,seed=0", "student='mlp5'"),
+    ("kd1:moons,T=4,alpha=0.9,student=mlp4,seed=0,colour=red", "unknown setting 'colour=red'"),
+    ("kd1:moons,T=4,T=2,alpha=0.9,student=mlp4,seed=0", "sets T twice"),
+    ("kd1:moons,T=4,alpha=0.9,student=mlp4,seed=0,teacher=64x0", "bad value"),
+])
+def test_a_bad_state_says_what_is_wrong_and_what_a_state_looks_like(state, problem):
+    with pytest.raises(ValueError) as info:
+        widgets.playground(state=state, train_now=False, background=False)
+    message = str(info.value)
+    assert problem in message and "kd1:spirals,T=4,alpha=0.9,student=mlp4,seed=0" in message
+    assert info.traceback[-1].name == "parse_state"  # raised where the string is read, not deep inside
+
+
+def test_a_state_must_be_a_string():
+    with pytest.raises(TypeError, match="state must be a string"):
+        widgets.playground(state=42, train_now=False, background=False)
 
 
 def test_playground_rejects_bad_arguments():

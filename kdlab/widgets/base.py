@@ -22,9 +22,11 @@ def check_size(size: str, demo: bool) -> str:
 
 
 def style(size: str) -> dict:
+    # No widths: figures take the page's width. "large" fits a 1280x720 projector below a heading
+    # and two rows of sliders.
     if size == "large":
-        return {"font": 22, "title": 26, "height": 760, "width": 1600, "slider": "620px", "marker": 9}
-    return {"font": 12, "title": 14, "height": 420, "width": 1000, "slider": "420px", "marker": 5}
+        return {"font": 22, "title": 26, "height": 520, "slider": "600px", "marker": 9}
+    return {"font": 12, "title": 14, "height": 420, "slider": "420px", "marker": 5}
 
 
 def large_css() -> str:

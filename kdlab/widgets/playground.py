@@ -8,7 +8,12 @@ anywidget in JupyterLab, Notebook 7 and Voila):
 - :class:`Playground` (build it with :func:`playground`): on a 2-D data set, the teacher's and the
   student's decision regions side by side, sliders for T, alpha and the student's size, and live
   accuracy/agreement curves while the student re-trains. ``playground(size="large")`` is the
-  demo mode for a presenter: big fonts and a big figure, readable from the back of a room.
+  demo mode for a presenter: big fonts, readable from the back of a room, on a 1280x720 projector.
+  The figure takes the width of the page (no sideways scrolling) and opens trained: the first
+  training runs before the figure is built, because a ``FigureWidget`` forgets changes made
+  before its first view exists.
+- :meth:`Playground.state` sums up the view in a short string (``"kd1:spirals,T=4,alpha=0.9,..."``),
+  and ``playground(state=...)`` rebuilds the same view from it, like TensorFlow Playground's URL.
 
 Every callback is a plain method (:meth:`TemperatureExplorer.set_T`, :meth:`Playground.retrain`,
 :meth:`Playground.set`) that tests and notebooks call directly; moving a slider calls the same method.
@@ -29,6 +34,7 @@ three seconds), which is simpler to reason about and is what the tests use.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import warnings
@@ -40,14 +46,15 @@ import numpy as np
 import torch
 
 from .._checks import check_alpha, check_choice, check_positive_int, check_temperature
-from ..data import load_dataset
 from ..metrics import accuracy
 from ..models import count_parameters, make_model, predict_logits
 from ..plots import decision_grid
+from ..teachers import load as load_teacher
+from ..teachers import recipe as teacher_recipe
 from ..training import History, TrainState, train
 from .base import BLUE, GREEN, ORANGE, SIZES, VERMILLION, Widget, check_size, large_css, style
 
-__all__ = ["STUDENT_SIZES", "Settings", "Playground", "playground"]
+__all__ = ["STUDENT_SIZES", "STATE_VERSION", "Settings", "Playground", "playground", "parse_state"]
 
 #: Student sizes offered by the playground's size slider: name -> hidden widths (``()`` = linear).
 STUDENT_SIZES: dict[str, tuple[int, ...]] = {
@@ -57,6 +64,95 @@ STUDENT_SIZES: dict[str, tuple[int, ...]] = {
     "MLP 64": (64,),
     "MLP 32x32": (32, 32),
 }
+
+
+#: The playground's 2-D data sets (each has a shipped teacher in :mod:`kdlab.teachers`).
+DATASETS = ("spirals", "moons")
+#: The defaults of the settings a state string may leave out.
+DEFAULT_EPOCHS = 40
+DEFAULT_TEACHER_WIDTHS = (64, 64, 64)
+
+
+#: The version prefix of :meth:`Playground.state` strings.
+STATE_VERSION = "kd1"
+# Student sizes in a state string: no spaces, lower case ("MLP 32x32" -> "mlp32x32").
+_STUDENT_KEYS = {name: name.replace(" ", "").lower() for name in STUDENT_SIZES}
+_STATE_EXAMPLE = "kd1:spirals,T=4,alpha=0.9,student=mlp4,seed=0"
+_STATE_HELP = (f"a playground state is '{STATE_VERSION}:' followed by the data set and comma-separated settings, "
+               f"e.g. '{_STATE_EXAMPLE}' (optional: epochs=N, teacher=64x64x64, demo); Playground.state() makes one")
+
+
+def _number(x: float) -> str:
+    """The shortest text that reads back as exactly ``x`` ("4" for 4.0)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def parse_state(state: str) -> dict:
+    """The settings in a :meth:`Playground.state` string, as keyword arguments of :func:`playground`.
+
+    Parameters
+    ----------
+    state : str
+        A string made by :meth:`Playground.state`, e.g. ``"kd1:spirals,T=4,alpha=0.9,student=mlp4,seed=0"``.
+
+    Returns
+    -------
+    dict
+        ``dataset``, ``T``, ``alpha``, ``student``, ``seed``, ``epochs``, ``teacher_widths`` and ``size``.
+
+    Raises
+    ------
+    TypeError
+        ``state`` is not a string.
+    ValueError
+        It is not a playground state, or one of its settings is missing or out of range; the message
+        says which, and what a valid state looks like.
+
+    Example
+    -------
+    >>> parse_state("kd1:moons,T=2,alpha=0.5,student=linear,seed=3,demo")["size"]
+    'large'
+    """
+    if not isinstance(state, str):
+        raise TypeError(f"state must be a string made by Playground.state(), got {type(state).__name__}; {_STATE_HELP}")
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"state {state!r} {problem}; {_STATE_HELP}")
+
+    version, sep, body = state.strip().partition(":")
+    if not sep or version != STATE_VERSION:
+        raise bad(f"does not start with '{STATE_VERSION}:' (the version of the format)")
+    dataset, *items = body.split(",")
+    if dataset not in DATASETS:
+        raise bad(f"names the data set {dataset!r}; the playground has {' and '.join(map(repr, DATASETS))}")
+    found: dict[str, str] = {}
+    size = "normal"
+    for item in items:
+        key, eq, value = item.partition("=")
+        if item == "demo":
+            size = "large"
+        elif not eq or key not in ("T", "alpha", "student", "seed", "epochs", "teacher"):
+            raise bad(f"has an unknown setting {item!r}")
+        elif key in found:
+            raise bad(f"sets {key} twice")
+        else:
+            found[key] = value
+    missing = [k for k in ("T", "alpha", "student", "seed") if k not in found]
+    if missing:
+        raise bad(f"has no {' or '.join(missing)}")
+    students = {key: name for name, key in _STUDENT_KEYS.items()}
+    if found["student"] not in students:
+        raise bad(f"has student={found['student']!r}; the sizes are {', '.join(students)}")
+    teacher = found.get("teacher", "x".join(map(str, DEFAULT_TEACHER_WIDTHS)))
+    try:
+        return dict(dataset=dataset, T=check_temperature(float(found["T"])), alpha=check_alpha(float(found["alpha"])),
+                    student=students[found["student"]], seed=int(found["seed"]),
+                    epochs=check_positive_int(int(found.get("epochs", DEFAULT_EPOCHS)), "epochs"),
+                    teacher_widths=tuple(check_positive_int(int(w), "teacher width") for w in teacher.split("x")),
+                    size=size)
+    except ValueError as error:  # float("abc"), int("1.5"), or a check's message
+        raise bad(f"has a bad value ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -69,11 +165,20 @@ class Settings:
 
 
 @lru_cache(maxsize=4)
-def _trained_teacher(dataset: str, widths: tuple[int, ...], epochs: int, seed: int):
-    data = load_dataset(dataset, n_samples=1000, seed=seed)
-    teacher = make_model("mlp", data.input_shape, data.n_classes, widths=widths, seed=seed)
-    train(teacher, data.x_train, data.y_train, epochs=epochs, lr=1e-2, seed=seed, progress=False)
-    return data, teacher
+def _teacher(dataset: str, widths: tuple[int, ...], seed: int):
+    """The data and teacher for these settings: the shipped teacher (no training) when the playground's
+    recipe with this seed and these widths is the one :mod:`kdlab.teachers` was built from, else
+    trained here from that recipe (a few seconds)."""
+    shipped = teacher_recipe(dataset)
+    rec = dataclasses.replace(shipped, widths=widths, seed=seed,
+                              dataset_kwargs={**shipped.dataset_kwargs, "seed": seed})
+    if rec == shipped:
+        teacher = load_teacher(dataset)
+        return teacher.dataset, teacher.model
+    data, model = rec.load_data(), rec.make_model()
+    train(model, data.x_train, data.y_train, epochs=rec.epochs, lr=rec.lr, batch_size=rec.batch_size,
+          seed=rec.seed, progress=False)
+    return data, model
 
 
 class Playground(Widget):
@@ -93,7 +198,9 @@ class Playground(Widget):
         (on both panels), 6 student accuracy, 7 agreement with the teacher, 8 the teacher's
         accuracy (reference line).
     history : kdlab.History or None
-        The last finished (or interrupted) training.
+        The last finished training.
+    trained_settings : Settings or None
+        The settings of that training.
     last_seconds : float
         Wall-clock seconds of the last training, figure updates included.
     trainings : int
@@ -108,24 +215,27 @@ class Playground(Widget):
         alpha: float = 0.9,
         student: str = "MLP 4",
         size: str = "normal",
-        epochs: int = 40,
+        epochs: int = DEFAULT_EPOCHS,
         update_every: int = 4,
         resolution: int | None = None,
-        teacher_widths: Sequence[int] = (64, 64, 64),
+        teacher_widths: Sequence[int] = DEFAULT_TEACHER_WIDTHS,
         seed: int = 0,
         background: bool = True,
+        train_now: bool = False,
     ) -> None:
         import ipywidgets as W
 
-        check_choice(dataset, "dataset", ["spirals", "moons"])
+        check_choice(dataset, "dataset", DATASETS)
         check_choice(student, "student", list(STUDENT_SIZES))
         self.size = check_choice(size, "size", SIZES)
         self.epochs = check_positive_int(epochs, "epochs")
         self.update_every = check_positive_int(update_every, "update_every")
         self.seed = int(seed)
+        self.dataset = dataset
+        self.teacher_widths = tuple(check_positive_int(w, "teacher_widths") for w in teacher_widths)
         self.background = bool(background)
         st = self._st = style(self.size)
-        self.data, self.teacher = _trained_teacher(dataset, tuple(teacher_widths), 150, self.seed)
+        self.data, self.teacher = _teacher(dataset, self.teacher_widths, self.seed)
         self.resolution = check_positive_int(resolution or (70 if self.size == "large" else 50), "resolution", 10)
         xx, yy, self._grid = decision_grid(self.data.x_train, self.resolution, margin=0.3)
         self._grid_axes = (xx[0], yy[:, 0])
@@ -133,6 +243,7 @@ class Playground(Widget):
         self.teacher_accuracy = accuracy(self._teacher_test, self.data.y_test)
 
         self.history: History | None = None
+        self.trained_settings: Settings | None = None
         self.last_seconds = 0.0
         self.trainings = 0
         self.student_model = None
@@ -152,16 +263,27 @@ class Playground(Widget):
                                           description="alpha (weight of soft loss)", readout_format=".2f", **slider_kw)
         self.size_slider = W.SelectionSlider(options=list(STUDENT_SIZES), value=student,
                                              description="student size", **slider_kw)
-        self.status = W.HTML(value="")
+        self.status = W.HTML(value="", layout=W.Layout(flex="1 1 320px"))
+        self.status.add_class("kdlab-status")
+        self.share = W.HTML(value="")  # the state string of the view, for learners to copy
+        self.share.add_class("kdlab-share")
+        self.fig = None
+        if train_now:
+            self.retrain()  # before the figure exists: the figure is then built with this student in it
         for s in (self.t_slider, self.alpha_slider, self.size_slider):
             s.observe(self._on_slider, names="value")
         self.fig = self._make_figure()
-        controls = W.VBox([self.t_slider, self.alpha_slider, self.size_slider, self.status])
-        children = [controls, self.fig]
-        if self.size == "large":
-            children.insert(0, W.HTML(large_css() + "<h1 style='font-size:40px;margin:4px 0'>"
-                                      "Knowledge distillation playground</h1>"))
-        self.ui = W.VBox(children)
+        self._show_state()
+        # Sliders side by side, wrapping onto a second row on a narrow page: no sideways scrolling.
+        row = dict(display="flex", flex_flow="row wrap", align_items="center", grid_gap="0 24px")
+        controls = W.Box([self.t_slider, self.alpha_slider, self.size_slider, self.status], layout=W.Layout(**row))
+        if self.size == "large":  # the state string beside the heading: one line less above the figure
+            heading = W.HTML(large_css() + "<h1 style='font-size:34px;margin:0'>Knowledge distillation playground</h1>")
+            children = [W.Box([heading, self.share], layout=W.Layout(**row, justify_content="space-between")),
+                        controls, self.fig]
+        else:
+            children = [controls, self.share, self.fig]
+        self.ui = W.VBox(children, layout=W.Layout(width="100%", overflow="hidden"))
         if self.size == "large":
             self.ui.add_class("kdlab-large")
 
@@ -272,8 +394,8 @@ class Playground(Widget):
             curves["epoch"].append(state.epoch)
             curves["acc"].append(h.eval_accuracy[-1])
             curves["agree"].append(h.eval_agreement[-1])
-            if state.epoch % self.update_every == 0 or state.epoch == state.epochs:
-                self._draw_student(state.model, curves, settings, n_params, state.epoch)
+            if self.fig is not None and (state.epoch % self.update_every == 0 or state.epoch == state.epochs):
+                self._draw_student(self.fig, state.model, curves, settings, n_params, state.epoch)
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an abandoned training warns that it was interrupted
@@ -282,10 +404,48 @@ class Playground(Widget):
                             eval_set=(self.data.x_test, self.data.y_test), callbacks=[on_epoch], progress=False)
         self.last_seconds = time.perf_counter() - start
         if not history.interrupted:
-            self.history, self.student_model = history, student
+            self.history, self.student_model, self.trained_settings = history, student, settings
             self.status.value = (f"trained in {self.last_seconds:.1f} s: test accuracy "
                                  f"{history.eval_accuracy[-1]:.1%}, agreement {history.eval_agreement[-1]:.1%}")
+            self._show_state()
         return history
+
+    def _show_state(self) -> None:
+        self.share.value = f"<span style='font-size:14px'>share this view: <code>{self.state()}</code></span>"
+
+    # -- the view as a string --------------------------------------------------------------------
+    def state(self) -> str:
+        """The view as a short string, which ``playground(state=...)`` turns back into the same view.
+
+        It holds the data set, the sliders (T, alpha, student size), the seed and the demo flag, and
+        the number of epochs and the teacher's widths when they differ from the defaults: everything
+        that decides what the playground shows. The same string gives the same teacher, the same
+        seeded student and so the same figure.
+
+        Returns
+        -------
+        str
+            ``"kd1:"`` (the format version) and comma-separated settings, e.g.
+            ``"kd1:spirals,T=4,alpha=0.9,student=mlp4,seed=0"``.
+
+        Example
+        -------
+        >>> pg = playground("moons", T=2.0, alpha=0.5, train_now=False)
+        >>> pg.state()
+        'kd1:moons,T=2,alpha=0.5,student=mlp4,seed=0'
+        >>> playground(state=pg.state(), train_now=False).settings == pg.settings
+        True
+        """
+        s = self.settings
+        items = [self.dataset, f"T={_number(s.T)}", f"alpha={_number(s.alpha)}",
+                 f"student={_STUDENT_KEYS[s.student]}", f"seed={self.seed}"]
+        if self.epochs != DEFAULT_EPOCHS:
+            items.append(f"epochs={self.epochs}")
+        if self.teacher_widths != DEFAULT_TEACHER_WIDTHS:
+            items.append("teacher=" + "x".join(map(str, self.teacher_widths)))
+        if self.size == "large":
+            items.append("demo")
+        return STATE_VERSION + ":" + ",".join(items)
 
     # -- drawing ---------------------------------------------------------------------------------
     def _p_class1(self, model: torch.nn.Module) -> np.ndarray:
@@ -293,20 +453,24 @@ class Playground(Widget):
         return probs.reshape(self.resolution, self.resolution).numpy().round(3)
 
     def _make_figure(self):
+        """The FigureWidget, with the last trained student already drawn in it (if there is one)."""
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
         st = self._st
+        large = self.size == "large"
         xs, ys = self._grid_axes
         scale = [[0.0, ORANGE], [0.5, "#FFFFFF"], [1.0, BLUE]]
-        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.12,
+        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.14 if large else 0.12,
                             subplot_titles=(f"teacher: test accuracy {self.teacher_accuracy:.1%}",
                                             "student (not trained yet)", "student while it trains"))
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=self._p_class1(self.teacher), zmin=0, zmax=1, colorscale=scale,
                                  showscale=False, hoverinfo="skip", name="teacher p(class 1)"), 1, 1)
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=np.full((self.resolution,) * 2, 0.5), zmin=0, zmax=1,
                                  colorscale=scale, hoverinfo="skip", name="student p(class 1)",
-                                 colorbar=dict(title=dict(text="p(class 1)"), x=0.635, len=0.9, thickness=12)), 1, 2)
+                                 colorbar=dict(title=dict(text="p(class 1)", side="top",
+                                                          font=dict(size=st["font"] - 4)),
+                                               x=0.635, len=0.9, thickness=12, tickvals=[0, 0.5, 1])), 1, 2)
         x, y = self.data.x_test.numpy(), self.data.y_test.numpy()
         for col in (1, 2):
             for c, (color, symbol) in enumerate(((ORANGE, "circle"), (BLUE, "triangle-up"))):
@@ -325,22 +489,34 @@ class Playground(Widget):
             fig.update_yaxes(title_text="x₂", row=1, col=col)
         fig.update_xaxes(title_text="epoch", range=[0, self.epochs + 1], row=1, col=3)
         fig.update_yaxes(title_text="fraction of test points", range=[0.3, 1.02], row=1, col=3)
-        fig.update_layout(height=st["height"], width=st["width"], font=dict(size=st["font"]),
-                          title=dict(text="Knowledge distillation playground: move a slider to re-train the student",
-                                     font=dict(size=st["title"])),
-                          legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=100, l=60, r=20, b=90))
+        # No width: the figure takes its container's width when it is drawn (and follows the window
+        # with plotly's "responsive" option), so it never overflows a projector's or a notebook's page.
+        # In demo mode the page's heading is the title, which leaves the height to the plots.
+        fig.update_layout(height=st["height"], autosize=True, font=dict(size=st["font"]),
+                          title=None if large else dict(
+                              text="Knowledge distillation playground: move a slider to re-train the student",
+                              font=dict(size=st["title"])),
+                          legend=dict(orientation="h", y=-0.2, x=0, yanchor="top"),
+                          margin=dict(t=50 if large else 100, l=60, r=20, b=110 if large else 90))
         fig.update_annotations(font_size=st["font"] + 2)
-        return go.FigureWidget(fig)
+        if self.student_model is not None:
+            h = self.history
+            self._draw_student(fig, self.student_model, {"epoch": h.epoch, "acc": h.eval_accuracy,
+                                                         "agree": h.eval_agreement},
+                               self.trained_settings, count_parameters(self.student_model), h.epoch[-1])
+        widget = go.FigureWidget(fig)
+        widget._config = {"responsive": True}  # plotly.js option: redraw at the new width when the window resizes
+        return widget
 
-    def _draw_student(self, model, curves: dict, settings: Settings, n_params: int, epoch: int) -> None:
+    def _draw_student(self, fig, model, curves: dict, settings: Settings, n_params: int, epoch: int) -> None:
         # z alone, outside the batch: batched with the curve traces, plotly sends this heatmap's
         # x/y as undefined and JupyterLab then draws it against cell indices (browser test).
-        self.fig.data[1].z = self._p_class1(model)
-        with self.fig.batch_update():
-            self.fig.data[6].x, self.fig.data[6].y = list(curves["epoch"]), list(curves["acc"])
-            self.fig.data[7].x, self.fig.data[7].y = list(curves["epoch"]), list(curves["agree"])
-            self.fig.layout.annotations[1].text = f"student {settings.student} ({n_params} params), epoch {epoch}"
-            self.fig.layout.annotations[2].text = f"curves for T = {settings.T:.2f}, alpha = {settings.alpha:.2f}"
+        fig.data[1].z = self._p_class1(model)
+        with fig.batch_update():
+            fig.data[6].x, fig.data[6].y = list(curves["epoch"]), list(curves["acc"])
+            fig.data[7].x, fig.data[7].y = list(curves["epoch"]), list(curves["agree"])
+            fig.layout.annotations[1].text = f"student {settings.student} ({n_params} params), epoch {epoch}"
+            fig.layout.annotations[2].text = f"T = {settings.T:.2f}, alpha = {settings.alpha:.2f}"
 
     def to_matplotlib(self):
         """A static matplotlib picture of the current state (for readers who cannot run widgets)."""
@@ -373,6 +549,7 @@ def playground(
     size: str = "normal",
     demo: bool = False,
     train_now: bool = True,
+    state: str | None = None,
     **kwargs: object,
 ) -> Playground:
     """Build the distillation playground (one cell: ``kdlab.widgets.playground()``).
@@ -382,12 +559,15 @@ def playground(
     dataset : {"spirals", "moons"}
         The 2-D data set.
     size : {"normal", "large"}
-        ``"large"`` is the demo mode: big fonts and figure for a projector.
+        ``"large"`` is the demo mode: big fonts for a projector, a figure as wide as the page.
     demo : bool
         Shorthand for ``size="large"``.
     train_now : bool
         Train the student once for the initial sliders before returning (synchronously), so that
         the figure is complete when it appears.
+    state : str, optional
+        A string from :meth:`Playground.state`: rebuilds that view (data set, sliders, seed, epochs,
+        teacher, demo mode), overriding those arguments. A malformed string raises ValueError.
     **kwargs
         Passed to :class:`Playground` (``T``, ``alpha``, ``student``, ``epochs``, ``background``, ...).
 
@@ -398,7 +578,10 @@ def playground(
     >>> pg.trainings
     1
     """
-    pg = Playground(dataset, size=check_size(size, demo), **kwargs)
-    if train_now:
-        pg.retrain()
-    return pg
+    size = check_size(size, demo)
+    if state is not None:
+        restored = parse_state(state)
+        dataset, restored_size = restored.pop("dataset"), restored.pop("size")
+        size = "large" if demo else restored_size
+        kwargs.update(restored)
+    return Playground(dataset, size=size, train_now=train_now, **kwargs)
