@@ -346,8 +346,8 @@ def measure_comparisons(quick: bool = False) -> tuple[dict, dict]:
     accuracy after every epoch; the teacher is the digits recipe's (:func:`recipes.train_teacher`).
     ``"02_mnist1d"``: notebook 02's T x alpha grid (4 x 4, plus hard labels) with 5 seeds, an
     MLP(64) student, 20 epochs on 3,200 MNIST-1D signals, validation and test after every epoch;
-    6 of its 85 runs are timed one after another and extrapolated. Quick: 2 seeds, 3 epochs, a
-    2 x 2 grid.
+    6 of its 85 runs are timed one after another and extrapolated. Quick: 2 seeds, 2 epochs, a
+    2 x 2 grid, one run of 02 timed one after another.
     """
     from kdlab import load_dataset, make_model, sweep, train
     from kdlab.bench import recipes
@@ -362,7 +362,7 @@ def measure_comparisons(quick: bool = False) -> tuple[dict, dict]:
                sweep.Method("KD", T=4.0, alpha=0.5)]
     _log(f"comparisons: notebook 00 (digits), {len(methods)} methods x {len(seeds)} seeds")
     out["00_digits"] = _time_comparison(digits.x_train, digits.y_train, methods, seeds, teacher, (8,),
-                                        {"test": (digits.x_test, digits.y_test)}, epochs=3 if quick else 40, lr=1e-2)
+                                        {"test": (digits.x_test, digits.y_test)}, epochs=2 if quick else 40, lr=1e-2)
     data = load_dataset("mnist1d")
     split = data.validation_split(0.2, seed=0)
     Ts, alphas = ([1.0, 4.0], [0.5, 1.0]) if quick else ([1.0, 2.0, 4.0, 8.0], [0.25, 0.5, 0.75, 1.0])
@@ -372,7 +372,7 @@ def measure_comparisons(quick: bool = False) -> tuple[dict, dict]:
     _log(f"comparisons: notebook 02 (MNIST-1D), {len(methods)} methods x {len(seeds)} seeds")
     out["02_mnist1d"] = _time_comparison(split.x_train, split.y_train, methods, seeds, teacher, (64,),
                                          {"val": (split.x_test, split.y_test), "test": (data.x_test, data.y_test)},
-                                         sequential_runs=len(methods) // 2 if quick else 6, epochs=3 if quick else 20)
+                                         sequential_runs=1 if quick else 6, epochs=2 if quick else 20)
     return out, {}
 
 
