@@ -233,7 +233,8 @@ def test_figures_have_titles_and_labels(domains, comparison):
     ax = fig2.axes[0]
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
     fig3 = tr.plot_transfer(comparison[0])
-    assert "k = 5" in fig3.axes[0].get_title() and len(fig3.axes[0].patches) == 6
+    ax3 = fig3.axes[0]
+    assert "k = 5" in ax3.get_title() and len(ax3.get_xticks()) == len(comparison[0].accuracies)  # one column per method
     plt.close("all")
 
 
