@@ -214,7 +214,7 @@ def train(
     eval_teacher = predict_logits(teacher, eval_set[0]) if (teacher is not None and eval_set) else None
 
     params = list(model.parameters()) + list(extra_params)
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)  # fused: far less per-step overhead for tiny models
     history = History()
     with single_thread():
         bar = tqdm(range(1, epochs + 1), desc=desc or ("distil" if teacher is not None else "train"),

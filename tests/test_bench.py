@@ -50,7 +50,7 @@ def test_quick_bench_is_quick(quick_run):
 
 def test_quick_bench_json_has_the_keys_and_types(quick_run):
     results, _, _ = quick_run
-    for key in ("notebooks", "widgets", "sweep", "kd_effect", "import_s", "machine"):
+    for key in ("notebooks", "widgets", "sweep", "comparisons", "kd_effect", "import_s", "machine"):
         assert key in results, f"missing key {key!r}"
     assert isinstance(results["import_s"], float) and 0 < results["import_s"] < 60
     assert results["machine"]["cpu_count"] >= 1 and results["machine"]["date"]
@@ -73,6 +73,14 @@ def test_quick_bench_json_has_the_keys_and_types(quick_run):
     if results["sweep"]["runs"] is None:
         assert "sweep" in results["missing"]
 
+    assert set(results["comparisons"]) == {"00_digits", "02_mnist1d"}
+    for name, c in results["comparisons"].items():
+        assert c["runs"] == len(c["methods"]) * c["seeds"], name
+        for key in ("batched_s", "sequential_s", "batched_cpu_s", "sequential_cpu_s"):
+            assert isinstance(c[key], float) and c[key] > 0, (name, key)
+        assert c["speedup"] == pytest.approx(c["sequential_s"] / c["batched_s"], rel=0.02), name
+    assert "teacher's labels" in results["comparisons"]["00_digits"]["methods"]
+
     assert set(results["kd_effect"]) >= {"mnist1d", "digits"}
     for name, kd in results["kd_effect"].items():
         for player in ("teacher", "hard", "distilled"):
@@ -87,7 +95,8 @@ def test_quick_bench_markdown_states_targets_and_machine(quick_run):
     results, md, _ = quick_run
     assert f"{results['machine']['cpu_count']} CPU cores" in md
     assert "| target | measured | verdict |" in md
-    for words in ("T slider callback ≤ 50 ms", "playground retrain ≤ 3 s", "sweep ≤ 20 s", "25% of the gap"):
+    for words in ("T slider callback ≤ 50 ms", "playground retrain ≤ 3 s", "sweep ≤ 20 s", "25% of the gap",
+                  "notebook 00's 5-seed comparison ≥ 8× faster batched", "## Comparisons, batched"):
         assert words in md
     assert "Quick mode" in md
 
@@ -175,6 +184,11 @@ def test_markdown_from_a_results_dict(tmp_path):
         "notebooks": {"00_quickstart": {"seconds": 50.0, "peak_mb": 400.0, "mode": "default", "ok": True}},
         "widgets": {"t_slider_ms": 2.0, "playground_retrain_s": None},
         "sweep": {"runs": None, "batched_s": None, "sequential_s": None, "speedup": None},
+        "comparisons": {name: {"runs": 15, "methods": ["hard labels", "teacher's labels", "KD"], "seeds": 5,
+                               "widths": [8], "epochs": 40, "batched_s": 5.0, "sequential_s": seq,
+                               "speedup": seq / 5.0, "batched_cpu_s": 2.5, "sequential_cpu_s": seq / 2,
+                               "cpu_speedup": seq / 5.0, "sequential_note": "all runs timed"}
+                        for name, seq in (("00_digits", 45.0), ("02_mnist1d", 35.0))},
         "kd_effect": {"mnist1d": {"teacher": stats(0.96), "hard": stats(0.66), "distilled": stats(0.81), "T": 4.0,
                                   "alpha": 1.0, "gap_closed": 0.5, "transfer_samples": 40000, "seeds": [0, 1],
                                   "variants": {"labelled only": {"distilled": stats(0.65), "T": 4.0, "alpha": 1.0,
@@ -187,6 +201,10 @@ def test_markdown_from_a_results_dict(tmp_path):
     assert "| T slider callback ≤ 50 ms | 2.0 ms | met |" in md
     assert "| playground retrain ≤ 3 s | n/a | not measured |" in md
     assert "| MNIST-1D: KD closes ≥ 25% of the gap | 50% | met |" in md
+    assert "| notebook 00's 5-seed comparison ≥ 8× faster batched | 9.0× (5.0 s against 45.0 s) | met |" in md
+    assert "| notebook 02's 5-seed comparison ≥ 8× faster batched | 7.0× (5.0 s against 35.0 s) | missed by 1 (12%) |" in md
+    assert ("| `00_digits`: MLP(8,), 3 methods (hard labels / teacher's labels / KD) x 5 seeds | 15 | 40 | 5.0 (2.5) | "
+            "45.0 (22.5) | 9.0× (9.0×) |") in md
     assert "gain +0.150, largest std 0.010 | met" in md
     assert "recipe: transfer set + 40,000 unlabelled examples" in md and "| n/a |" in md
     assert "kdlab.sweep does not exist yet" in md and "--keep kd_effect" in md

@@ -7,7 +7,8 @@ The full run executes every notebook in ``notebooks/`` in default mode in a fres
 papermill runs it) while polling the kernel's resident memory, then again with the kernel pinned to
 one core (``taskset -c``: mybinder.org gives a session about one CPU); times the temperature slider's
 callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a batched sweep of
-student runs against the same runs one after another (:mod:`kdlab.sweep`); trains the tuned KD
+student runs against the same runs one after another (:mod:`kdlab.sweep`), and the 5-seed
+comparisons of notebooks 00 and 02 trained batched against one after another; trains the tuned KD
 recipes of :mod:`kdlab.bench.recipes` over five seeds; and times ``import kdlab`` in a fresh
 interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
 ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
@@ -52,6 +53,7 @@ TARGETS = {
     "sweep_runs": 40,
     "sweep_batched_s": 20.0,
     "sweep_speedup": 5.0,
+    "comparison_speedup": 8.0,
     "gap_closed": 0.25,
     "gap_closed_aim": 0.5,
 }
@@ -311,33 +313,113 @@ def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict
     # notebook 02's sweep: 4 T x 4 alpha x 3 seeds, plus one hard-label baseline per seed
     Ts, alphas, seeds = ([1.0, 4.0], [0.5, 1.0], [0, 1]) if quick else ([1.0, 2.0, 4.0, 8.0], [0.25, 0.5, 0.75, 1.0], [0, 1, 2])
     epochs, widths = (3 if quick else 20), (64,)
-    T_list, a_list, s_list = sweep.grid(Ts, alphas, seeds)
-    T_list, a_list, s_list = T_list + [1.0] * len(seeds), a_list + [0.0] * len(seeds), s_list + seeds
+    methods = sweep.kd_grid(Ts, alphas) + [sweep.Method("hard labels")]
     teacher = make_model("cnn", data.input_shape, data.n_classes, seed=0)
     train(teacher, split.x_train, split.y_train, epochs=2, progress=False)  # any teacher: timing only
     t_logits = predict_logits(teacher, split.x_train)
     evals = {"val": (split.x_test, split.y_test), "test": (data.x_test, data.y_test)}
-    _log(f"sweep: {len(T_list)} runs batched, {epochs} epochs")
+    n_runs = len(methods) * len(seeds)
+    _log(f"sweep: {n_runs} runs batched, {epochs} epochs")
     start = time.perf_counter()
-    sweep.train_batched(split.x_train, split.y_train, seeds=s_list, T=T_list, alpha=a_list, teacher_logits=t_logits,
+    sweep.train_batched(split.x_train, split.y_train, methods=methods, seeds=seeds, teacher_logits=t_logits,
                         widths=widths, epochs=epochs, eval_sets=evals)
     batched = time.perf_counter() - start
-    k = min(sequential_subset, len(T_list))
+    k = min(sequential_subset, n_runs)
     _log(f"sweep: {k} of the runs one after another")
     start = time.perf_counter()
-    for T, a, s in list(zip(T_list, a_list, s_list))[:k]:
+    for m, s in [(m, s) for m in methods for s in seeds][:k]:
         student = make_model("mlp", data.input_shape, data.n_classes, widths=widths, seed=s)
-        train(student, split.x_train, split.y_train, teacher=teacher, T=T, alpha=a, epochs=epochs, seed=s,
+        train(student, split.x_train, split.y_train, teacher=teacher, T=m.T, alpha=m.alpha, epochs=epochs, seed=s,
               eval_set=evals["val"], progress=False)
-    sequential = (time.perf_counter() - start) * len(T_list) / k
+    sequential = (time.perf_counter() - start) * n_runs / k
     result.update({
-        "runs": len(T_list), "batched_s": round(batched, 2), "sequential_s": round(sequential, 2),
+        "runs": n_runs, "batched_s": round(batched, 2), "sequential_s": round(sequential, 2),
         "speedup": round(sequential / batched, 2), "epochs": epochs, "widths": list(widths),
         "sequential_measured_runs": k,
-        "sequential_note": (f"{k} of the {len(T_list)} runs timed with kdlab.train and extrapolated"
-                            if k < len(T_list) else "all runs timed"),
+        "sequential_note": (f"{k} of the {n_runs} runs timed with kdlab.train and extrapolated"
+                            if k < n_runs else "all runs timed"),
     })
     return result, {}
+
+
+def _time_comparison(x, y, methods, seeds, teacher, widths, evals, sequential_runs=None, **settings) -> dict:
+    """Wall-clock and CPU seconds of ``methods`` x ``seeds`` trained batched, then one after another.
+
+    One after another is :func:`kdlab.train` per run, with the same targets, settings and per-epoch
+    evaluation (on the first evaluation set) as the batched run; with ``sequential_runs``, only that
+    many runs (spread over the methods) are timed and the total extrapolated (every run costs the same).
+    """
+    from kdlab import predict_logits, sweep, train
+    from kdlab.models import make_model
+
+    name = "mlp" if widths else "linear"
+    runs = [(m, s) for s in seeds for m in methods]
+    # warm-up: the first optimizer step of a process imports torch._dynamo (seconds); neither side pays it
+    train(make_model(name, (x.shape[1],), int(y.max()) + 1, widths=tuple(widths) or None), x[:8], y[:8], epochs=1,
+          progress=False)
+    sweep.train_batched(x[:8], y[:8], methods=[sweep.Method("warm-up")], seeds=[0], widths=widths, epochs=1)
+    start, cpu = time.perf_counter(), time.process_time()
+    sweep.train_batched(x, y, methods=methods, seeds=seeds, teacher=teacher, widths=widths, eval_sets=evals,
+                        **settings)  # the teacher's logits on x and on every evaluation set are timed too
+    batched, batched_cpu = time.perf_counter() - start, time.process_time() - cpu
+    t_logits = predict_logits(teacher, x)
+    pseudo = t_logits.argmax(1)  # computed once, outside the timing: the sequential side's advantage
+    timed = runs if sequential_runs is None else runs[:: len(runs) // sequential_runs][:sequential_runs]
+    first_eval = next(iter(evals.values()))
+    start, cpu = time.perf_counter(), time.process_time()
+    for m, s in timed:
+        student = make_model(name, (x.shape[1],), t_logits.shape[1], widths=tuple(widths) or None, seed=s)
+        targets = {"labels": y, "teacher": pseudo, None: None}[m.targets]
+        kd = dict(teacher=teacher, T=m.T, alpha=m.alpha) if m.alpha > 0 else {}
+        train(student, x, targets, **kd, seed=s, eval_set=first_eval, progress=False, **settings)
+    scale = len(runs) / len(timed)
+    sequential, sequential_cpu = (time.perf_counter() - start) * scale, (time.process_time() - cpu) * scale
+    return {
+        "runs": len(runs), "methods": [m.name for m in methods], "seeds": len(seeds), "widths": list(widths),
+        "epochs": settings["epochs"], "batched_s": round(batched, 2), "sequential_s": round(sequential, 2),
+        "speedup": round(sequential / batched, 2), "batched_cpu_s": round(batched_cpu, 2),
+        "sequential_cpu_s": round(sequential_cpu, 2), "cpu_speedup": round(sequential_cpu / batched_cpu, 2),
+        "sequential_note": ("all runs timed" if len(timed) == len(runs)
+                            else f"{len(timed)} of the {len(runs)} runs timed with kdlab.train and extrapolated"),
+    }
+
+
+def measure_comparisons(quick: bool = False) -> tuple[dict, dict]:
+    """The 5-seed comparisons of notebooks 00 and 02, trained batched and one after another.
+
+    ``"00_digits"``: an MLP(8) student on digits, 40 epochs at lr 0.01 (notebook 00's), trained on the
+    labels, on the digits teacher's arg-max labels and by KD (T = 4, alpha = 0.5), 5 seeds, test
+    accuracy after every epoch; the teacher is the digits recipe's (:func:`recipes.train_teacher`).
+    ``"02_mnist1d"``: notebook 02's T x alpha grid (4 x 4, plus hard labels) with 5 seeds, an
+    MLP(64) student, 20 epochs on 3,200 MNIST-1D signals, validation and test after every epoch;
+    6 of its 85 runs are timed one after another and extrapolated. Quick: 2 seeds, 2 epochs, a
+    2 x 2 grid, one run of 02 timed one after another.
+    """
+    from kdlab import load_dataset, make_model, sweep, train
+    from kdlab.bench import recipes
+
+    seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
+    out: dict[str, dict] = {}
+    digits = load_dataset("digits")
+    recipe = recipes.get_recipe("digits")
+    _log("comparisons: the digits teacher")
+    teacher = recipes.train_teacher(digits, recipe.fast() if quick else recipe)
+    methods = [sweep.Method("hard labels"), sweep.Method("teacher's labels", targets="teacher"),
+               sweep.Method("KD", T=4.0, alpha=0.5)]
+    _log(f"comparisons: notebook 00 (digits), {len(methods)} methods x {len(seeds)} seeds")
+    out["00_digits"] = _time_comparison(digits.x_train, digits.y_train, methods, seeds, teacher, (8,),
+                                        {"test": (digits.x_test, digits.y_test)}, epochs=2 if quick else 40, lr=1e-2)
+    data = load_dataset("mnist1d")
+    split = data.validation_split(0.2, seed=0)
+    Ts, alphas = ([1.0, 4.0], [0.5, 1.0]) if quick else ([1.0, 2.0, 4.0, 8.0], [0.25, 0.5, 0.75, 1.0])
+    methods = sweep.kd_grid(Ts, alphas) + [sweep.Method("hard labels")]
+    teacher = make_model("cnn", data.input_shape, data.n_classes, seed=0)
+    train(teacher, split.x_train, split.y_train, epochs=1 if quick else 2, progress=False)  # any teacher: timing only
+    _log(f"comparisons: notebook 02 (MNIST-1D), {len(methods)} methods x {len(seeds)} seeds")
+    out["02_mnist1d"] = _time_comparison(split.x_train, split.y_train, methods, seeds, teacher, (64,),
+                                         {"val": (split.x_test, split.y_test), "test": (data.x_test, data.y_test)},
+                                         sequential_runs=1 if quick else 6, epochs=2 if quick else 20)
+    return out, {}
 
 
 def measure_kd_effect(quick: bool = False, seeds: int = 5) -> tuple[dict, dict]:
@@ -409,6 +491,13 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
                  _verdict(s.get("batched_s"), TARGETS["sweep_batched_s"], unit=" s"), "sweep"))
     rows.append(("sweep ≥ 5× faster than sequential", _fmt(s.get('speedup'), 1, "×"),
                  _verdict(s.get("speedup"), TARGETS["sweep_speedup"], higher_is_better=True), "sweep"))
+    comparisons = results.get("comparisons") or {}
+    for key, label in (("00_digits", "notebook 00"), ("02_mnist1d", "notebook 02")):
+        c = comparisons.get(key) or {}
+        measured = (f"{c['speedup']:.1f}× ({c['batched_s']:.1f} s against {c['sequential_s']:.1f} s)"
+                    if c.get("speedup") is not None else "n/a")
+        rows.append((f"{label}'s 5-seed comparison ≥ 8× faster batched", measured,
+                     _verdict(c.get("speedup"), TARGETS["comparison_speedup"], higher_is_better=True), "comparisons"))
     kd = (results.get("kd_effect") or {}).get("mnist1d")
     if kd:
         gap = kd["gap_closed"]
@@ -483,6 +572,22 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"{s['sequential_s']:.1f} s{' (' + s['sequential_note'] + ')' if s.get('sequential_note') else ''}; "
                   f"speed-up {s['speedup']:.1f}×.", ""]
 
+    comparisons = results.get("comparisons") or {}
+    if comparisons:
+        lines += ["## Comparisons, batched", "",
+                  "Every method on every seed as one `kdlab.sweep.train_batched` run, against the same runs with "
+                  "`kdlab.train` one after another (same targets, epochs and per-epoch evaluation). CPU seconds "
+                  "are this process's; on a shared machine they move less than wall-clock seconds.", "",
+                  "| comparison | runs | epochs | batched s (CPU s) | one after another s (CPU s) | speed-up (CPU) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for key, c in comparisons.items():
+            lines.append(f"| `{key}`: MLP{tuple(c['widths'])}, {len(c['methods'])} methods ({' / '.join(c['methods'][:3])}"
+                         f"{' / ...' if len(c['methods']) > 3 else ''}) x {c['seeds']} seeds | {c['runs']} | {c['epochs']} | "
+                         f"{c['batched_s']:.1f} ({c['batched_cpu_s']:.1f}) | {c['sequential_s']:.1f} "
+                         f"({c['sequential_cpu_s']:.1f}) | {c['speedup']:.1f}× ({c['cpu_speedup']:.1f}×) |")
+        notes = [f"`{k}`: {c['sequential_note']}" for k, c in comparisons.items() if c.get("sequential_note")]
+        lines += ["", "; ".join(notes) + ".", ""]
+
     lines += ["## How each number is measured", "",
               "- **notebooks**: `papermill` runs the notebook from a fresh kernel with its default parameters "
               "(`FAST = False`); `seconds` is the wall time including the kernel's start, `peak_mb` the "
@@ -496,6 +601,10 @@ def write_markdown(results: dict, path: Path) -> None:
               "- **sweep**: `kdlab.sweep.train_batched` trains all T × alpha × seed students of a grid on "
               "MNIST-1D at once; the same runs with `kdlab.train` one after another are timed on a subset and "
               "extrapolated (each run costs the same).",
+              "- **comparisons**: notebook 00's comparison (digits, MLP(8) students on the labels, on the digits "
+              "recipe teacher's arg-max labels and by KD, 40 epochs) and notebook 02's T × alpha grid (MNIST-1D, "
+              "MLP(64), 20 epochs), 5 seeds each, trained by `kdlab.sweep.train_batched` and by `kdlab.train` one "
+              "after another (a subset of 02's runs, extrapolated).",
               "- **kd_effect**: `kdlab.bench.recipes.compare` trains, for each seed, a teacher, a hard-label student and "
               "a distilled student (the same initial weights), and reports test accuracy.",
               "- **import_s**: `python -c \"import kdlab\"` in a fresh interpreter.", ""]
@@ -543,7 +652,7 @@ def write_markdown(results: dict, path: Path) -> None:
 # the command
 
 
-SECTIONS = ("notebooks", "notebooks_one_core", "widgets", "sweep", "kd_effect")
+SECTIONS = ("notebooks", "notebooks_one_core", "widgets", "sweep", "comparisons", "kd_effect")
 
 
 def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str, ...] = (),
@@ -580,6 +689,7 @@ def run(quick: bool = False, notebooks: list[str] | None = None, skip: tuple[str
          else ({}, {"notebooks_one_core": "not run in quick mode; pass --notebooks 00 to include some"})),
         ("widgets", lambda: measure_widgets(moves=20 if quick else 40, retrains=1 if quick else 3)),
         ("sweep", lambda: measure_sweep(quick=quick)),
+        ("comparisons", lambda: measure_comparisons(quick=quick)),
         ("kd_effect", lambda: measure_kd_effect(quick=quick, seeds=2 if quick else 5)),
     ]
     for key, step in steps:
