@@ -457,7 +457,7 @@ class WindowLM(nn.Module):
 
 
 def train_teacher(language: BracketLanguage, strings: Sequence[str], widths: Sequence[int] = (128, 128),
-                  epochs: int = 8, batch_size: int = 256, lr: float = 3e-3, seed: int = 0) -> WindowLM:
+                  epochs: int = 12, batch_size: int = 1024, lr: float = 1e-2, seed: int = 0) -> WindowLM:
     """Train a full-context :class:`WindowLM` on ``strings`` with :func:`kdlab.train`.
 
     Every position of every string is one example (its window, the next symbol): next-token
@@ -605,9 +605,10 @@ def training_step(student: WindowLM, teacher: WindowLM, recipe: Recipe, prompts:
        padding): the JSD between the student's and the teacher's next-token distributions, or the
        cross-entropy on the written token.
     """
-    on_policy = torch.stack([torch.rand((), generator=g) < recipe.lmbda for g in policy_gens])
     batch, t_logits = prompts, teacher_logits
-    if on_policy.any():
+    if recipe.lmbda > 0:
+        on_policy = torch.stack([torch.rand((), generator=g) < recipe.lmbda for g in policy_gens])
+        # every run samples whatever its coin says, so that its random stream never depends on the other runs'
         batch = _pick(on_policy, sample(student, prompts, policy_gens), batch)
     if batch is not prompts and recipe.loss == "jsd":
         with torch.no_grad():  # the teacher scores every token of the written sequences
@@ -802,8 +803,19 @@ class Comparison:
         return summary(list(self.values(name, metric).values()))
 
     def paired(self, a: str, b: str, metric: str = "valid") -> Paired:
-        """Recipe ``a`` against ``b`` on the same seeds (:func:`kdlab.compare.paired`; higher is better)."""
-        return paired(self.values(a, metric), self.values(b, metric))
+        """Recipe ``a`` against ``b`` on the same seeds (:func:`kdlab.compare.paired`).
+
+        "better" means higher for ``valid`` and ``teacher_loglik``, lower for the error rates.
+        """
+        return paired(self.values(a, metric), self.values(b, metric), higher_is_better=not metric.startswith("error"))
+
+    def exposure_bias(self, name: str) -> Paired:
+        """One recipe's error rate on its own prefixes minus on the data's, paired by seed.
+
+        ``mean > 0`` (verdict ``"worse"``): the students err more on what they wrote themselves than
+        on the data's prefixes, which is exposure bias; ``"better"``: their own prefixes are easier.
+        """
+        return paired(self.values(name, "error_free"), self.values(name, "error_forced"), higher_is_better=False)
 
     def plot(self, names: Sequence[str] | None = None, title: str = "") -> Figure:
         """Two panels, valid share and teacher log-likelihood: each recipe's mean, 95% CI and seeds."""
