@@ -215,7 +215,6 @@ def hint_loss(
     return F.mse_loss(mapped, teacher_features.detach())
 
 
-
 def generalized_jsd_per_position(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
