@@ -21,7 +21,8 @@ The names most notebooks need are here at the top level:
 
 - data: :func:`load_dataset` (``"spirals"``, ``"moons"``, ``"digits"``, ``"mnist1d"``)
 - models: :func:`make_model`, :func:`count_parameters`, :func:`predict_logits`
-- losses: :func:`soft_targets`, :func:`soft_target_loss`, :func:`distillation_loss`, :func:`hint_loss`
+- losses: :func:`soft_targets`, :func:`soft_target_loss`, :func:`distillation_loss`, :func:`hint_loss`,
+  :func:`generalized_jsd` (GKD's divergence, for language models)
 - training: :func:`train`; many small students at once: :func:`train_batched`
 - metrics: :func:`accuracy`, :func:`agreement`, :func:`mean_kl`, :func:`latency_ms`, :func:`evaluate`,
   :func:`linear_cka`
@@ -37,7 +38,7 @@ from . import compare, teachers
 from .data import Dataset, load_dataset, load_digits, load_mnist1d, load_toy2d
 from .exercises import LossReport, check_distillation_loss
 from .features import capture_features, make_regressor
-from .losses import distillation_loss, hint_loss, soft_target_loss, soft_targets
+from .losses import distillation_loss, generalized_jsd, hint_loss, soft_target_loss, soft_targets
 from .metrics import accuracy, agreement, evaluate, latency_ms, linear_cka, mean_kl
 from .models import MLP, ConvNet, count_parameters, make_model, predict_logits
 from .sweep import train_batched
@@ -48,7 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Dataset", "load_dataset", "load_digits", "load_mnist1d", "load_toy2d",
-    "distillation_loss", "soft_target_loss", "soft_targets", "hint_loss",
+    "distillation_loss", "soft_target_loss", "soft_targets", "hint_loss", "generalized_jsd",
     "accuracy", "agreement", "evaluate", "latency_ms", "mean_kl", "linear_cka",
     "ConvNet", "MLP", "count_parameters", "make_model", "predict_logits",
     "History", "TrainState", "train", "train_batched",

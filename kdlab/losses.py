@@ -23,7 +23,8 @@ from ._checks import (
     check_temperature,
 )
 
-__all__ = ["soft_targets", "soft_target_loss", "distillation_loss", "hint_loss"]
+__all__ = ["soft_targets", "soft_target_loss", "distillation_loss", "hint_loss", "generalized_jsd",
+           "generalized_jsd_per_position"]
 
 
 def soft_targets(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
@@ -212,3 +213,135 @@ def hint_loss(
                              f"{tuple(mapped.shape)}, but teacher_features has shape "
                              f"{tuple(teacher_features.shape)}")
     return F.mse_loss(mapped, teacher_features.detach())
+
+
+def generalized_jsd_per_position(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    beta: float = 0.5,
+    T: float = 1.0,
+) -> torch.Tensor:
+    """:func:`generalized_jsd` at every position, before averaging: shape ``student_logits.shape[:-1]``.
+
+    Useful to see what each token contributes (and what padding would add to a plain mean), and
+    to evaluate many candidate students at once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> s, t = torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 2.0], [0.0, 0.0]])
+    >>> generalized_jsd_per_position(s, t, beta=0.0)
+    tensor([1.5232, 0.0000])
+    """
+    check_logits(student_logits, "student_logits")
+    check_logits(teacher_logits, "teacher_logits")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits and teacher_logits must have the same shape (..., vocab), got "
+                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    beta = check_alpha(beta, "beta")
+    T = check_temperature(T)
+    for name, z in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not torch.isfinite(z).all():
+            raise ValueError(f"{name} must be finite; it holds NaN or infinite values (leave positions out with "
+                             "`mask`, not with -inf logits)")
+    log_q = F.log_softmax(student_logits / T, dim=-1)
+    log_p = F.log_softmax(teacher_logits.detach().to(student_logits.dtype) / T, dim=-1)
+    if beta == 0.0:
+        return (log_p.exp() * (log_p - log_q)).sum(-1)
+    if beta == 1.0:
+        return (log_q.exp() * (log_q - log_p)).sum(-1)
+    b = log_p.new_tensor(beta)  # the mixture in log space: log(beta p + (1 - beta) q), stable for extreme logits
+    log_m = torch.logaddexp(log_p + b.log(), log_q + torch.log1p(-b))
+    return beta * (log_p.exp() * (log_p - log_m)).sum(-1) + (1 - beta) * (log_q.exp() * (log_q - log_m)).sum(-1)
+
+
+def generalized_jsd(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    beta: float = 0.5,
+    T: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The generalised Jensen-Shannon divergence of GKD (Agarwal et al. 2024), averaged over positions.
+
+    With ``p = softmax(teacher / T)``, ``q = softmax(student / T)`` over the last axis and the mixture
+    ``m = beta * p + (1 - beta) * q``::
+
+        JSD_beta(p, q) = beta * KL(p || m) + (1 - beta) * KL(q || m)      for 0 < beta < 1
+        beta = 0: KL(p || q), the forward KL   (mode-covering: the usual KD loss, Hinton et al.)
+        beta = 1: KL(q || p), the reverse KL   (mode-seeking)
+
+    This is the convention of TRL's ``GKDTrainer`` and ``DistillationTrainer`` (``beta`` weights the
+    *teacher* in the mixture), endpoints included: near ``beta = 0`` the JSD is about ``beta`` times
+    the forward KL and near ``beta = 1`` about ``1 - beta`` times the reverse KL, so the endpoints
+    are defined as the unscaled KLs. Loss *values* are therefore not comparable across ``beta``; their
+    minimisers are. As in TRL there is no ``T**2`` factor (unlike :func:`distillation_loss`): multiply
+    by ``T**2`` yourself if you mix this with a cross-entropy at ``T != 1``.
+
+    The teacher side is detached (no gradient reaches the teacher).
+
+    Parameters
+    ----------
+    student_logits, teacher_logits : torch.Tensor
+        Finite floating-point logits of the same shape, vocabulary (classes) on the last axis:
+        ``(batch, vocab)``, or ``(batch, seq_len, vocab)`` for a language model's next-token logits.
+    beta : float
+        Interpolation coefficient in ``[0, 1]``, as above.
+    T : float
+        Temperature applied to both sides (both logits are divided by ``T`` once), positive.
+    mask : torch.Tensor, optional
+        Which positions count, shape ``student_logits.shape[:-1]``: bool, or 0/1 integers as in an
+        attention mask (TRL uses ``labels != -100``). ``True`` marks a real token; padding and
+        prompt positions are ``False``. Default: every position counts.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar: the divergence summed over the vocabulary and averaged over the positions that
+        count (:func:`generalized_jsd_per_position` gives it before the average).
+
+    Raises
+    ------
+    TypeError
+        Logits or mask of the wrong type or dtype.
+    ValueError
+        ``beta`` outside ``[0, 1]``, ``T <= 0``, shapes that differ, non-finite logits, or a mask of
+        the wrong shape, with values other than 0/1, or that selects no position.
+
+    Examples
+    --------
+    >>> import torch
+    >>> s, t = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    >>> round(float(generalized_jsd(s, t, beta=0.0)), 4)  # KL(teacher || student)
+    1.5232
+    >>> round(float(generalized_jsd(s, t, beta=0.5)), 4)
+    0.3278
+    >>> float(generalized_jsd(t, t, beta=1.0))
+    0.0
+    """
+    if mask is not None:
+        check_logits(student_logits, "student_logits")
+        mask = _check_mask(mask, student_logits.shape[:-1])
+    per_position = generalized_jsd_per_position(student_logits, teacher_logits, beta, T)
+    return per_position.mean() if mask is None else per_position[mask].mean()
+
+
+def _check_mask(mask: object, shape: torch.Size) -> torch.Tensor:
+    """A bool mask of ``shape``: from bool, or from 0/1 integers; at least one position selected."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor (bool, or 0/1 integers) or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() or mask.is_complex():
+            raise TypeError(f"mask must be bool (or 0/1 integers, like an attention mask), got dtype {mask.dtype}; "
+                            "convert it with mask.bool()")
+        if ((mask != 0) & (mask != 1)).any():
+            raise ValueError(f"an integer mask must hold only 0 and 1, got values {mask.unique()[:6].tolist()} "
+                             "(labels with -100? pass labels != -100)")
+        mask = mask.bool()
+    if mask.shape != shape:
+        raise ValueError(f"mask must have the logits' shape without the vocabulary axis, {tuple(shape)}, got "
+                         f"{tuple(mask.shape)} (shifted the logits by one position but not the mask?)")
+    if not mask.any():
+        raise ValueError("mask selects no position: there is nothing to average (True marks the tokens that count; "
+                         "is the mask inverted?)")
+    return mask

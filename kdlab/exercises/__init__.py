@@ -11,11 +11,14 @@ answer is wrong); it never raises on a wrong answer. ``solution(name)`` prints a
 - 03 feature hints: :func:`check_linear_cka`, :func:`check_regressor_parameters`
 - 04 a new domain: :func:`check_freeze_head`, :func:`check_k_per_class`
 - 05 pitfalls: :func:`check_distillation_loss` (the loss checker, :mod:`kdlab.exercises.checker`)
+- 06 distilling a language model: :func:`check_reverse_kl`, :func:`check_mode_seeking_beta`,
+  :func:`check_completion_mask`
 """
 
 from .checker import LossReport, check_distillation_loss
 from .feature_hints import check_linear_cka, check_regressor_parameters
 from .feedback import Feedback
+from .language import check_completion_mask, check_mode_seeking_beta, check_reverse_kl
 from .new_domain import check_freeze_head, check_k_per_class
 from .quickstart import check_gap_closed, check_soft_targets
 from .soft_targets import check_entropy_trend, check_kd_loss
@@ -30,4 +33,5 @@ __all__ = [
     "check_linear_cka", "check_regressor_parameters",
     "check_freeze_head", "check_k_per_class",
     "LossReport", "check_distillation_loss",
+    "check_reverse_kl", "check_mode_seeking_beta", "check_completion_mask",
 ]

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
+           "reverse_kl", "mode_seeking_beta", "completion_mask"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -121,3 +122,27 @@ def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
     soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
     hard = F.cross_entropy(student_logits, targets)
     return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    log_q = F.log_softmax(student_logits, dim=-1)            # the student
+    log_p = F.log_softmax(teacher_logits.detach(), dim=-1)   # the teacher, no gradient
+    # KL(q || p) = sum q (log q - log p): the student's own probabilities weight the log-ratio
+    return (log_q.exp() * (log_q - log_p)).sum(-1).mean()   # sum over the vocabulary, mean over positions
+
+
+@_solution
+def mode_seeking_beta() -> float:
+    # beta = 1 is the reverse KL(student || teacher): a student that puts mass where the teacher has
+    # almost none pays log(q / p), which is huge, while leaving out a mode costs little. A one-mode
+    # student therefore sits on one mode (mode-seeking); beta = 0, the forward KL, covers both.
+    return 1.0
+
+
+@_solution
+def completion_mask(prompt_len: torch.Tensor, length: torch.Tensor, seq_len: int) -> torch.Tensor:
+    pos = torch.arange(seq_len)
+    # position t reads symbol t and predicts symbol t + 1: the completion's first symbol is predicted
+    # at t = prompt_len, </s> at t = length; the prompt before and the padding after do not count
+    return (pos >= prompt_len[:, None]) & (pos <= length[:, None])

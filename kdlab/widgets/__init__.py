@@ -8,10 +8,12 @@ methods that tests and notebooks call directly (a slider's observer calls the sa
 - :class:`Playground` / :func:`playground` (02, and the demo mode): a 2-D student re-trained live.
 - :class:`HintExplorer` (03): the hint weight and layers, re-trained on demand.
 - :class:`ShiftExplorer`, :class:`KComparison` (04): a domain-shift slider; labels per class.
+- :class:`BetaExplorer` (06): a ``beta`` slider re-fits a one-mode student to a two-mode teacher.
 """
 
 from .base import Widget
 from .feature_hints import HintExplorer
+from .language import BetaExplorer
 from .new_domain import KComparison, ShiftExplorer
 from .playground import STUDENT_SIZES, Playground, Settings, playground
 from .soft_targets import SoftTargetExplorer
@@ -19,5 +21,5 @@ from .temperature import TemperatureExplorer
 
 __all__ = [
     "Widget", "SoftTargetExplorer", "TemperatureExplorer", "Playground", "Settings", "STUDENT_SIZES", "playground",
-    "HintExplorer", "ShiftExplorer", "KComparison",
+    "HintExplorer", "ShiftExplorer", "KComparison", "BetaExplorer",
 ]
