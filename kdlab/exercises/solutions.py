@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -83,6 +83,21 @@ def my_linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
     a = a - a.mean(0)  # centre each feature over the examples
     b = b - b.mean(0)
     return float((b.T @ a).pow(2).sum() / ((a.T @ a).norm() * (b.T @ b).norm()))
+
+
+@_solution
+def hint_step(student, teacher, regressor, optimizer, x, y, T, alpha, weight):
+    from kdlab import distillation_loss, hint_loss
+
+    with torch.no_grad():  # the teacher only gives targets
+        teacher_logits, teacher_hint = teacher(x), teacher.features(x)[1]
+    feats = student.features(x)  # every block's output; the logits come from the last one
+    logits = student.head(feats[-1].flatten(1))
+    loss = distillation_loss(logits, teacher_logits, y, T, alpha) + weight * hint_loss(feats[1], teacher_hint, regressor)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 @_solution
