@@ -273,12 +273,13 @@ def test_compare_methods_stops_at_an_interrupt_and_drops_the_unfinished_run(setu
 
 def test_cka_baselines_are_low_for_noise_and_recomputed_per_seed(setup):
     x = setup.data.x_test[:300]
-    out = hints.cka_baselines(setup.make_student(0), setup.teacher, x, student_layer=1, teacher_layer=1, seeds=[0, 1])
+    out = hints.cka_baselines(setup.make_student, setup.teacher, x, student_layer=1, teacher_layer=1, seeds=[0, 1])
     noise, untrained = out["independent Gaussian noise"], out["untrained teacher architecture"]
     assert len(noise) == 2 and max(noise) < 0.5 and noise[0] != noise[1]
     assert untrained[0] != untrained[1] and max(untrained) < 0.999, "re-initialised, not the teacher itself"
-    assert out["student at initialisation"][0] == kdlab.linear_cka(
-        kdlab.features.layer_features(setup.make_student(0), x, 1), kdlab.features.layer_features(setup.teacher, x, 1))
+    assert out["student at initialisation"][1] == kdlab.linear_cka(
+        kdlab.features.layer_features(setup.make_student(1), x, 1), kdlab.features.layer_features(setup.teacher, x, 1))
+    assert out["student at initialisation"][0] != out["student at initialisation"][1], "one fresh student per seed"
 
 
 def test_explorer_callback_trains_records_and_refuses_a_second_run(setup):

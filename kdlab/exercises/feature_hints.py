@@ -13,7 +13,7 @@ __all__ = ["check_linear_cka", "check_regressor_parameters", "check_hint_step"]
 
 
 def check_linear_cka(fn: Callable[[torch.Tensor, torch.Tensor], object]) -> Feedback:
-    """Check a learner's ``my_linear_cka(a, b)`` (rows are examples) against :func:`kdlab.hints.linear_cka`."""
+    """Check a learner's ``my_linear_cka(a, b)`` (rows are examples) against :func:`kdlab.linear_cka`."""
     from ..metrics import linear_cka
 
     gen = torch.Generator().manual_seed(0)

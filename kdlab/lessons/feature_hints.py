@@ -35,7 +35,7 @@ from ..metrics import _as_matrix, accuracy, linear_cka
 from ..models import predict_logits
 from ..training import train
 
-__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "compare_methods", "cka_baselines"]
+__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
 
 
 def project_2d(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,16 +292,16 @@ def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[st
     return records
 
 
-def cka_baselines(student: nn.Module, teacher: nn.Module, x: torch.Tensor, *, student_layer: int,
-                  teacher_layer: int, seeds: Sequence[int]) -> dict[str, list[float]]:
+def cka_baselines(make_student: Callable[[int], nn.Module], teacher: nn.Module, x: torch.Tensor, *,
+                  student_layer: int, teacher_layer: int, seeds: Sequence[int]) -> dict[str, list[float]]:
     """Linear CKA levels that owe nothing to learning, to read a trained student's CKA against.
 
     For each seed: independent Gaussian noise of the two layers' shapes; an *untrained* network of
     the teacher's architecture (re-initialised with that seed) against the teacher; and the
-    ``student`` as given (pass an untrained one) against the teacher. All on the inputs ``x``.
+    untrained student ``make_student(seed)`` against the teacher. All on the inputs ``x``.
     """
     t_feats = layer_features(teacher, x, teacher_layer)
-    s_width = layer_features(student, x[:1], student_layer)[0].numel()
+    s_width = layer_features(make_student(seeds[0]), x[:1], student_layer)[0].numel()
     out: dict[str, list[float]] = {"independent Gaussian noise": [], "untrained teacher architecture": [],
                                    "student at initialisation": []}
     for seed in seeds:
@@ -315,5 +315,64 @@ def cka_baselines(student: nn.Module, teacher: nn.Module, x: torch.Tensor, *, st
                 if hasattr(module, "reset_parameters"):
                     module.reset_parameters()
         out["untrained teacher architecture"].append(linear_cka(layer_features(untrained, x, teacher_layer), t_feats))
-        out["student at initialisation"].append(linear_cka(layer_features(student, x, student_layer), t_feats))
+        out["student at initialisation"].append(linear_cka(layer_features(make_student(seed), x, student_layer), t_feats))
     return out
+
+
+def plot_curves(records: Sequence[dict], *, hint_epochs: int | None = None, title: str = "Test accuracy while training"):
+    """Each method's test accuracy after every epoch: the mean over seeds and a band of ±1 std.
+
+    Shows whether training has flattened. ``hint_epochs`` marks the end of stage 1 of
+    "hints, then KD" (its accuracy there is that of an untrained head). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..plots import OKABE_ITO
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    for i, m in enumerate(methods):
+        curves = np.array([r["curve"] for r in records if r["method"] == m])
+        mean, std = curves.mean(0), curves.std(0)
+        epochs = np.arange(1, curves.shape[1] + 1)
+        color = OKABE_ITO[(i + 1) % len(OKABE_ITO)]
+        ax.plot(epochs, mean, color=color, lw=2, label=f"{m} ({len(curves)} seeds)")
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    if hint_epochs:
+        ax.axvline(hint_epochs + 0.5, color="grey", ls="--", lw=1, label="end of stage 1 (hints only)")
+    ax.set_xlabel("epoch (every method: the same total)")
+    ax.set_ylabel("test accuracy (mean, band: ±1 std)")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_cka(students: dict[str, nn.Module], teacher: nn.Module, x: torch.Tensor,
+                   title: str = "Linear CKA, every student block against every teacher block"):
+    """One heat map per student: linear CKA between each of its hidden blocks and each of the teacher's.
+
+    A static view of what the hint explorer varies (which pair of layers to connect). Returns the
+    Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    t_feats = [layer_features(teacher, x, j) for j in range(len(teacher.blocks))]
+    k = len(students)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 0.8, 3.4), squeeze=False)
+    for ax, (name, student) in zip(axes[0], students.items()):
+        grid = np.array([[linear_cka(layer_features(student, x, i), t) for t in t_feats]
+                         for i in range(len(student.blocks))])
+        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+        for (i, j), v in np.ndenumerate(grid):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="small",
+                    color="black" if v > 0.6 else "white")
+        ax.set_xticks(range(len(t_feats)))
+        ax.set_yticks(range(len(student.blocks)))
+        ax.set_xlabel("teacher block")
+        ax.set_ylabel("student block")
+        ax.set_title(name, fontsize="medium")
+    fig.colorbar(im, ax=axes[0].tolist(), label="linear CKA", shrink=0.85)
+    fig.suptitle(title)
+    return fig
