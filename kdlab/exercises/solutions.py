@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..losses import distillation_loss, hint_loss
+
 __all__ = ["softmax_with_temperature", "solution", "pseudo_label_loss", "mutual_loss", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
 
 _SOLUTIONS: dict[str, Callable] = {}
@@ -80,8 +82,7 @@ def my_linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @_solution
 def hint_step(student, teacher, regressor, optimizer, x, y, T, alpha, weight):
-    from kdlab import distillation_loss, hint_loss
-
+    # distillation_loss and hint_loss are kdlab.distillation_loss and kdlab.hint_loss
     with torch.no_grad():  # the teacher only gives targets
         teacher_logits, teacher_hint = teacher(x), teacher.features(x)[1]
     feats = student.features(x)  # every block's output; the logits come from the last one
