@@ -98,9 +98,9 @@ def check_hint_step(fn: Callable) -> Feedback:
     from .solutions import hint_step
 
     T, alpha, weight = 4.0, 0.5, 2.5
-    hint = ("loss = kdlab.distillation_loss(student(x), teacher_logits, y, T, alpha) + weight * "
-            "kdlab.hint_loss(student.features(x)[1], teacher_hint, regressor), with the teacher's outputs computed "
-            "under torch.no_grad(); then optimizer.zero_grad(), loss.backward(), optimizer.step(); return loss")
+    hint = ("one sum: the KD loss on the student's logits plus weight × the hint loss between the student's block 1 "
+            "(through the regressor) and the teacher's block 1, the teacher's outputs computed without gradients; "
+            "then clear the old gradients, backpropagate, step, and return the loss")
     mine = _hint_step_setup()
     ref = _hint_step_setup()
     student, teacher, regressor, _, x, y = mine

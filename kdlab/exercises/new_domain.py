@@ -38,7 +38,7 @@ def check_pseudo_label_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     The control of every distil-on-unlabelled comparison: the student fits the teacher's *arg-max*
     labels with ordinary cross-entropy (the teacher's decisions, without its soft targets).
     """
-    hint = "F.cross_entropy(student_logits, teacher_logits.argmax(dim=1)): hard labels from the teacher"
+    hint = "ordinary cross-entropy, with the teacher's top class (the arg-max over the classes) as each example's label"
     for seed in range(3):
         s, t, _ = _batch(seed)
         value, err, grads = _value_and_grads(fn, s, t)
@@ -65,8 +65,8 @@ def check_mutual_loss(fn: Callable[..., torch.Tensor]) -> Feedback:
     """Check a learner's ``mutual_loss(logits, peer_logits, targets, T, weight)``, one peer's loss in
     deep mutual learning: ``CE(logits, targets) + weight * T**2 * KL(softmax(peer/T) || softmax(logits/T))``
     (batch mean), with the peer's logits a fixed target (detached)."""
-    hint = ("F.cross_entropy(logits, targets) + weight * T**2 * F.kl_div(F.log_softmax(logits / T, 1), "
-            "F.softmax(peer_logits.detach() / T, 1), reduction='batchmean')")
+    hint = ("the cross-entropy on the labels, plus weight × T² × the KL divergence from the peer's softened "
+            "distribution (the target, detached) to yours, summed over classes and averaged over the batch")
     for seed, T, weight in ((0, 1.0, 1.0), (1, 3.0, 0.5), (2, 2.0, 2.0)):
         s, p, y = _batch(seed)
         value, err, grads = _value_and_grads(fn, s, p, y, extra=(T, weight))
