@@ -13,7 +13,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
+from ..losses import distillation_loss, hint_loss
+
+__all__ = ["softmax_with_temperature", "solution", "pseudo_label_loss", "mutual_loss", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
            "reverse_kl", "mode_seeking_beta", "completion_mask"]
 
 _SOLUTIONS: dict[str, Callable] = {}
@@ -40,22 +42,15 @@ def solution(name: str) -> None:
 
 
 @_solution
-def freeze_all_but_head(model: torch.nn.Module) -> torch.nn.Module:
-    for p in model.parameters():
-        p.requires_grad = False  # frozen: no gradient, so Adam leaves it unchanged
-    for p in model.head.parameters():
-        p.requires_grad = True
-    return model
+def pseudo_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(student_logits, teacher_logits.argmax(dim=1))  # the teacher's decisions, no soft targets
 
 
 @_solution
-def k_per_class_indices(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in y.unique():
-        idx = torch.nonzero(y == c).flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return torch.cat(picks)
+def mutual_loss(logits: torch.Tensor, peer_logits: torch.Tensor, targets: torch.Tensor, T: float,
+                weight: float) -> torch.Tensor:
+    kl = F.kl_div(F.log_softmax(logits / T, dim=1), F.softmax(peer_logits.detach() / T, dim=1), reduction="batchmean")
+    return F.cross_entropy(logits, targets) + weight * T**2 * kl  # the peer is a fixed target for this step
 
 
 @_solution
@@ -84,6 +79,20 @@ def my_linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
     a = a - a.mean(0)  # centre each feature over the examples
     b = b - b.mean(0)
     return float((b.T @ a).pow(2).sum() / ((a.T @ a).norm() * (b.T @ b).norm()))
+
+
+@_solution
+def hint_step(student, teacher, regressor, optimizer, x, y, T, alpha, weight):
+    # distillation_loss and hint_loss are kdlab.distillation_loss and kdlab.hint_loss
+    with torch.no_grad():  # the teacher only gives targets
+        teacher_logits, teacher_hint = teacher(x), teacher.features(x)[1]
+    feats = student.features(x)  # every block's output; the logits come from the last one
+    logits = student.head(feats[-1].flatten(1))
+    loss = distillation_loss(logits, teacher_logits, y, T, alpha) + weight * hint_loss(feats[1], teacher_hint, regressor)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 @_solution
