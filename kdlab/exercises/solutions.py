@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss", "distillation_step"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -121,3 +121,19 @@ def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
     soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
     hard = F.cross_entropy(student_logits, targets)
     return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def distillation_step(student: torch.nn.Module, teacher: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      x: torch.Tensor, y: torch.Tensor, T: float, alpha: float) -> float:
+    from kdlab.losses import distillation_loss
+
+    teacher.eval()                                   # dropout and batch norm in inference mode
+    with torch.no_grad():                            # the teacher is not trained: no graph, no gradient
+        teacher_logits = teacher(x)
+    student.train()
+    optimizer.zero_grad()                            # forget the previous step's gradient
+    loss = distillation_loss(student(x), teacher_logits, y, T, alpha)   # alpha·T²·KL + (1 − alpha)·CE
+    loss.backward()
+    optimizer.step()
+    return loss.item()
