@@ -6,7 +6,7 @@ answer is wrong); it never raises on a wrong answer. ``solution(name)`` prints a
 (all of them live in :mod:`kdlab.exercises.solutions`), out of sight until asked for.
 
 - 00 quick start: :func:`check_soft_targets`, :func:`check_gap_closed`
-- 01 soft targets: :func:`check_kd_loss`, :func:`check_entropy_trend`
+- 01 soft targets: :func:`check_kd_loss`, :func:`check_entropy_trend`, :func:`check_distillation_step`
 - 02 temperature and alpha: :func:`check_gradient_shrink_factor`, :func:`check_logit_matching_gradient`
 - 03 feature hints: :func:`check_hint_step`, :func:`check_linear_cka`, :func:`check_regressor_parameters`
 - 04 a new domain: :func:`check_pseudo_label_loss`, :func:`check_mutual_loss`
@@ -21,14 +21,14 @@ from .feedback import Feedback
 from .language import check_completion_mask, check_mode_seeking_beta, check_reverse_kl
 from .new_domain import check_mutual_loss, check_pseudo_label_loss
 from .quickstart import check_gap_closed, check_soft_targets
-from .soft_targets import check_entropy_trend, check_kd_loss
+from .soft_targets import check_distillation_step, check_entropy_trend, check_kd_loss
 from .solutions import solution
 from .temperature import check_gradient_shrink_factor, check_logit_matching_gradient
 
 __all__ = [
     "Feedback", "solution",
     "check_soft_targets", "check_gap_closed",
-    "check_kd_loss", "check_entropy_trend",
+    "check_kd_loss", "check_entropy_trend", "check_distillation_step",
     "check_gradient_shrink_factor", "check_logit_matching_gradient",
     "check_linear_cka", "check_regressor_parameters", "check_hint_step",
     "check_pseudo_label_loss", "check_mutual_loss",

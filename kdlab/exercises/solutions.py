@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..losses import distillation_loss, hint_loss
 
 __all__ = ["softmax_with_temperature", "solution", "pseudo_label_loss", "mutual_loss", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
-           "reverse_kl", "mode_seeking_beta", "completion_mask"]
+           "distillation_step", "reverse_kl", "mode_seeking_beta", "completion_mask"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -155,3 +155,17 @@ def completion_mask(prompt_len: torch.Tensor, length: torch.Tensor, seq_len: int
     # position t reads symbol t and predicts symbol t + 1: the completion's first symbol is predicted
     # at t = prompt_len, </s> at t = length; the prompt before and the padding after do not count
     return (pos >= prompt_len[:, None]) & (pos <= length[:, None])
+
+
+@_solution
+def distillation_step(student: torch.nn.Module, teacher: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      x: torch.Tensor, y: torch.Tensor, T: float, alpha: float) -> float:
+    teacher.eval()                                   # dropout and batch norm in inference mode
+    with torch.no_grad():                            # the teacher is not trained: no graph, no gradient
+        teacher_logits = teacher(x)
+    student.train()
+    optimizer.zero_grad()                            # forget the previous step's gradient
+    loss = distillation_loss(student(x), teacher_logits, y, T, alpha)   # alpha·T²·KL + (1 − alpha)·CE
+    loss.backward()
+    optimizer.step()
+    return loss.item()
