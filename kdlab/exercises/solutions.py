@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss"]
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss", "dkd_loss"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -119,5 +119,15 @@ def my_distillation_loss(student_logits, teacher_logits, targets, T, alpha):
     log_q = F.log_softmax(student_logits / T, dim=-1)             # student, log-probabilities
     log_p = F.log_softmax(teacher_logits.detach() / T, dim=-1)    # teacher, no gradient
     soft = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)  # KL(teacher || student)
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def dkd_loss(student_logits, teacher_logits, targets, T, alpha, beta):
+    from kdlab.lessons.when_kd_works import dkd_parts
+
+    parts = dkd_parts(student_logits, teacher_logits, targets, T)  # per example: tckd, nckd, p_target
+    soft = (parts["tckd"] + beta * parts["nckd"]).mean()  # beta, not (1 - p_target), weights the non-target part
     hard = F.cross_entropy(student_logits, targets)
     return alpha * T**2 * soft + (1 - alpha) * hard
