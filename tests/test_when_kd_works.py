@@ -128,3 +128,15 @@ def test_bad_arguments_are_named():
         lesson.self_distillation(ridge=0.0)
     with pytest.raises(ValueError, match="same shape|must both have shape"):
         lesson.dkd_parts(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
+
+
+def test_breast_cancer_table_and_forest_teacher():
+    d = lesson.load_breast_cancer()
+    assert (len(d.x_train), len(d.x_test), d.n_features, d.n_classes) == (398, 171, 30, 2)
+    assert torch.allclose(d.x_train.mean(0), torch.zeros(30), atol=1e-4)  # standardised on the training rows
+    assert not torch.allclose(d.x_test.mean(0), torch.zeros(30), atol=1e-4)  # ... not on the test rows
+    forest, logits = lesson.forest_teacher(d, n_trees=20, clip=1e-3)
+    z = logits(d.x_test)
+    p = np.clip(forest.predict_proba(d.x_test.numpy()), 1e-3, 1 - 1e-3)
+    assert np.allclose(F.softmax(z, -1).numpy(), p / p.sum(1, keepdims=True), atol=1e-6)
+    assert torch.isfinite(z).all()

@@ -9,7 +9,13 @@
 - Self-distillation in closed form (Mobahi et al. 2020): kernel ridge regression refitted on its
   own predictions (:func:`self_distillation`, :func:`plot_self_distillation`).
 - Decoupled KD (Zhao et al. 2022): the KD loss split into its target-class and non-target parts
-  (:func:`dkd_parts`).
+  (:func:`dkd_parts`, :func:`dkd_loss`, :func:`nckd_weight`).
+- Patience and consistency (Beyer et al. 2022; notebook 07b): the same students trained 1x, 4x and
+  16x longer, with the teacher labelling the same augmented input the student sees
+  (:func:`patience`, :func:`plot_patience`), and fidelity against accuracy across those runs
+  (Stanton et al. 2021; :func:`plot_fidelity`).
+- Beyond images: a tree-ensemble teacher and a logistic-regression student on scikit-learn's bundled
+  breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from ..sweep import Method, SweepResult, train_batched
 
 __all__ = ["TEACHERS", "STUDENTS", "SETTINGS", "Settings", "width_name", "train_teachers", "capacity_grid",
            "gain_table", "plot_gain_heatmap", "assistant_comparison", "born_again", "plot_born_again",
-           "SelfDistillation", "self_distillation", "plot_self_distillation", "dkd_parts", "dkd_loss", "nckd_weight"]
+           "SelfDistillation", "self_distillation", "plot_self_distillation", "dkd_parts", "dkd_loss", "nckd_weight",
+           "load_breast_cancer", "forest_teacher", "PATIENCE_METHODS", "patience", "plot_patience",
+           "plot_fidelity"]
 
 #: The teachers' hidden widths (MLPs trained on every labelled training image).
 TEACHERS = {"MLP(8)": (8,), "MLP(32)": (32,)}
@@ -525,3 +533,162 @@ def nckd_weight(teacher_logits: torch.Tensor, targets: torch.Tensor, T: float) -
     """``1 - p_target`` per example: the weight plain KD gives the non-target part (DKD's ``beta`` replaces it)."""
     p = F.softmax(teacher_logits / check_temperature(T), -1)
     return 1 - p.gather(1, targets[:, None]).squeeze(1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Beyond images: a tabular teacher and a linear student
+
+
+def load_breast_cancer(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
+    """scikit-learn's bundled breast-cancer table (569 tumours, 30 features, 2 classes), standardised.
+
+    The split is stratified and seeded; the standardisation uses the training rows only.
+
+    Example
+    -------
+    >>> load_breast_cancer()
+    Dataset('breast_cancer': 398 train / 171 test, 30 features, 2 classes)
+    """
+    from sklearn.datasets import load_breast_cancer as sk_load
+    from sklearn.model_selection import train_test_split
+
+    x, y = sk_load(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    mean, std = x_tr.mean(0), x_tr.std(0)
+
+    def tensor(a):
+        return torch.tensor(a, dtype=torch.float32)
+
+    return Dataset("breast_cancer", tensor((x_tr - mean) / std), torch.tensor(y_tr), tensor((x_te - mean) / std),
+                   torch.tensor(y_te), 2, (x.shape[1],), ("malignant", "benign"))
+
+
+def forest_teacher(data: Dataset, n_trees: int = 300, seed: int = 0, clip: float = 1e-3):
+    """A random forest trained on ``data``'s training rows, and a function giving its "logits".
+
+    A forest has no logits: its class probabilities (the trees' votes) are clipped to
+    ``[clip, 1 - clip]`` and their logarithms used instead (softmax of ``log p`` is ``p``).
+
+    Returns
+    -------
+    (forest, logits) : the fitted ``RandomForestClassifier`` and ``logits(x) -> torch.Tensor``.
+
+    Example
+    -------
+    >>> forest, logits = forest_teacher(load_breast_cancer(), n_trees=10)
+    >>> logits(load_breast_cancer().x_test).shape
+    torch.Size([171, 2])
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    n_trees = check_positive_int(n_trees, "n_trees")
+    forest = RandomForestClassifier(n_trees, random_state=seed, n_jobs=1).fit(data.x_train.numpy(), data.y_train.numpy())
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        p = forest.predict_proba(x.numpy()).clip(clip, 1 - clip)
+        return torch.tensor(np.log(p), dtype=torch.float32)
+
+    return forest, logits
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Patience and consistency (Beyer et al. 2022), fidelity (Stanton et al. 2021)
+
+#: The methods of :func:`patience`, fixed inputs first.
+PATIENCE_METHODS = ("labels", "KD", "labels, augmented", "KD, augmented", "function matching")
+
+
+def patience(small: Dataset, teacher: torch.nn.Module, augment, *, epochs: int, seeds: Sequence[int],
+             widths: Sequence[int], settings: Settings = SETTINGS,
+             eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, SweepResult]:
+    """The same students on fixed and on augmented inputs, trained for ``epochs`` (the longest budget).
+
+    Adam's learning rate is constant, so a shorter budget is this run stopped earlier: read budget
+    ``k`` with ``records(..., epoch=k)`` or ``paired(..., epoch=k)``.
+
+    Returns
+    -------
+    dict
+        ``"fixed"``: methods ``"labels"`` and ``"KD"`` (T, alpha of ``settings``) on the training
+        images as they are; ``"augmented"``: ``"labels, augmented"``, ``"KD, augmented"`` and
+        ``"function matching"`` (alpha = 1, no labels), where every step draws an augmented batch
+        and the teacher labels that same batch (consistent teaching). Both runs use the same seeds,
+        so their methods are paired.
+
+    Example
+    -------
+    >>> import kdlab
+    >>> d = kdlab.load_dataset("moons")
+    >>> t = train_teachers(d, {"MLP(4)": (4,)}, Settings(teacher_epochs=1))["MLP(4)"]
+    >>> aug = lambda x, g: x + 0.1 * torch.randn(x.shape, generator=g)
+    >>> r = patience(d, t, aug, epochs=2, seeds=[0, 1], widths=(4,))
+    >>> r["augmented"].methods
+    ['labels, augmented', 'KD, augmented', 'function matching']
+    """
+    eval_sets = dict(eval_sets or {"test": (small.x_test, small.y_test)})
+    T, alpha = settings.T, settings.alpha
+    runs = {"fixed": [Method("labels"), Method("KD", T=T, alpha=alpha)],
+            "augmented": [Method("labels, augmented"), Method("KD, augmented", T=T, alpha=alpha),
+                          Method("function matching", T=T, alpha=1.0, targets=None)]}
+    out = {}
+    for kind, methods in runs.items():
+        out[kind] = train_batched(small.x_train, small.y_train, methods=methods, seeds=list(seeds), teacher=teacher,
+                                  augment=augment if kind == "augmented" else None, widths=tuple(widths),
+                                  epochs=epochs, lr=settings.lr, batch_size=len(small.x_train), eval_sets=eval_sets)
+        if out[kind].interrupted:
+            break
+    return out
+
+
+def plot_patience(results: Mapping[str, SweepResult], budgets: Sequence[int], eval_set: str = "test", ax=None):
+    """Mean accuracy per epoch of every method (band: 95% CI over seeds), log-scaled epochs, budgets marked."""
+    import matplotlib.pyplot as plt
+    from scipy.stats import t as student_t
+
+    from ..plots import OKABE_ITO
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.2))
+    i = 0
+    for res in results.values():
+        for m in res.methods:
+            c = res.curve(m, eval_set)
+            mean = c.mean(1)
+            half = student_t.ppf(0.975, c.shape[1] - 1) * c.std(1, ddof=1) / math.sqrt(c.shape[1]) if c.shape[1] > 1 else 0
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, color=OKABE_ITO[i], label=m, lw=2)
+            ax.fill_between(epochs, mean - half, mean + half, color=OKABE_ITO[i], alpha=0.2)
+            i += 1
+    for b in budgets:
+        ax.axvline(b, color="0.5", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("epochs (dotted: the 1x, 4x and 16x budgets)")
+    ax.set_ylabel(f"{eval_set} accuracy")
+    ax.set_title("Patient and consistent? Accuracy over a long run (band: 95% CI over seeds)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_fidelity(results: Mapping[str, SweepResult], budgets: Sequence[int], eval_set: str = "test", ax=None):
+    """Agreement with the teacher (x) against accuracy (y): every run that uses the teacher, at every budget."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import OKABE_ITO
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.2))
+    markers = ["o", "s", "^", "D"]
+    i = 0
+    for res in results.values():
+        for m in res.methods:
+            for j, b in enumerate(budgets):
+                rows = res.method == m
+                ax.scatter(res.agreement_curves[eval_set][b - 1, rows], res.curves[eval_set][b - 1, rows],
+                           color=OKABE_ITO[i], marker=markers[j % len(markers)], s=28,
+                           label=f"{m}, {b} epochs")
+            i += 1
+    ax.set_xlabel(f"agreement with the teacher ({eval_set}, top-1)")
+    ax.set_ylabel(f"{eval_set} accuracy")
+    ax.set_title("Fidelity and generalisation, run by run")
+    ax.legend(fontsize=6, ncol=2)
+    return ax
