@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import kdlab
-from kdlab.exercises import check_dkd_loss, solutions
+from kdlab.exercises import check_agreement, check_dkd_loss, solutions
 from kdlab.lessons import when_kd_works as lesson
 
 
@@ -140,3 +140,29 @@ def test_breast_cancer_table_and_forest_teacher():
     p = np.clip(forest.predict_proba(d.x_test.numpy()), 1e-3, 1 - 1e-3)
     assert np.allclose(F.softmax(z, -1).numpy(), p / p.sum(1, keepdims=True), atol=1e-6)
     assert torch.isfinite(z).all()
+
+
+def test_patience_runs_fixed_and_consistently_augmented_students(moons, teacher):
+    calls = []
+
+    def augment(x, gen):
+        calls.append(len(x))
+        return x + 0.05 * torch.randn(x.shape, generator=gen)
+
+    runs = lesson.patience(moons, teacher, augment, epochs=3, seeds=[0, 1], widths=(4,),
+                           settings=lesson.Settings(epochs=3))
+    assert runs["fixed"].methods + runs["augmented"].methods == list(lesson.PATIENCE_METHODS)
+    assert calls and all(n == len(moons.x_train) for n in calls)  # full batch, augmented once per seed and step
+    assert len(calls) == 2 * 3  # 2 seeds x 3 epochs x 1 step; the fixed run never augments
+    fm = runs["augmented"].method == "function matching"
+    assert runs["augmented"].alpha[fm].tolist() == [1.0, 1.0] and list(runs["augmented"].targets[fm]) == [None, None]
+    # budgets are read off the one long run
+    assert runs["fixed"].records("test", epoch=1)[0]["accuracy"] == runs["fixed"].curves["test"][0, 0]
+
+
+def test_check_agreement_accepts_a_fraction_and_names_a_count():
+    assert check_agreement(solutions.agreement)
+    fb = check_agreement(lambda s, t: (s.argmax(1) == t.argmax(1)).sum().item())
+    assert not fb and "count" in fb.message
+    assert not check_agreement(lambda s, t: 0.5)
+    assert not check_agreement(lambda s, t: 1 / 0)

@@ -11,7 +11,7 @@ answer is wrong); it never raises on a wrong answer. ``solution(name)`` prints a
 - 03 feature hints: :func:`check_linear_cka`, :func:`check_regressor_parameters`
 - 04 a new domain: :func:`check_freeze_head`, :func:`check_k_per_class`
 - 05 pitfalls: :func:`check_distillation_loss` (the loss checker, :mod:`kdlab.exercises.checker`)
-- 07 when distillation works: :func:`check_dkd_loss`
+- 07 when distillation works: :func:`check_dkd_loss`; 07b patient teachers: :func:`check_agreement`
 """
 
 from .checker import LossReport, check_distillation_loss
@@ -22,7 +22,7 @@ from .quickstart import check_gap_closed, check_soft_targets
 from .soft_targets import check_entropy_trend, check_kd_loss
 from .solutions import solution
 from .temperature import check_gradient_shrink_factor, check_logit_matching_gradient
-from .when_kd_works import check_dkd_loss
+from .when_kd_works import check_agreement, check_dkd_loss
 
 __all__ = [
     "Feedback", "solution",
@@ -32,5 +32,5 @@ __all__ = [
     "check_linear_cka", "check_regressor_parameters",
     "check_freeze_head", "check_k_per_class",
     "LossReport", "check_distillation_loss",
-    "check_dkd_loss",
+    "check_dkd_loss", "check_agreement",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss", "dkd_loss"]
+__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss", "dkd_loss", "agreement"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -131,3 +131,9 @@ def dkd_loss(student_logits, teacher_logits, targets, T, alpha, beta):
     soft = (parts["tckd"] + beta * parts["nckd"]).mean()  # beta, not (1 - p_target), weights the non-target part
     hard = F.cross_entropy(student_logits, targets)
     return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def agreement(student_logits, teacher_logits):
+    same = student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)  # top-1 class, row by row
+    return same.float().mean().item()

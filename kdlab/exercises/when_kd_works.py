@@ -1,4 +1,5 @@
-"""Notebook 07's exercise: decoupled KD, the non-target part re-weighted."""
+"""Notebook 07's exercises: decoupled KD, the non-target part re-weighted (07); fidelity, the agreement with
+the teacher (07b)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from ..lessons.when_kd_works import dkd_loss, dkd_parts
 from .feedback import Feedback, call_learner
 
-__all__ = ["check_dkd_loss"]
+__all__ = ["check_dkd_loss", "check_agreement"]
 
 
 def _cases() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float, float]]:
@@ -66,3 +67,33 @@ def check_dkd_loss(fn: Callable[..., torch.Tensor]) -> Feedback:
     return Feedback(True, "TCKD plus beta times NCKD, with T² and the hard-label term: at beta = 1 - p_target "
                     "this is the KD loss again; any other beta decouples the non-target part from the teacher's "
                     "confidence.")
+
+
+def check_agreement(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Feedback:
+    """Check a learner's ``agreement(student_logits, teacher_logits)``: the fraction of examples on which the
+    student's top-1 class is the teacher's (fidelity, Stanton et al. 2021)."""
+    from ..metrics import agreement
+
+    gen = torch.Generator().manual_seed(3)
+    for n, c in ((50, 10), (7, 3), (40, 2)):
+        s, t = torch.randn(n, c, generator=gen), torch.randn(n, c, generator=gen)
+        s[: n // 2] = t[: n // 2] * 2  # half the rows agree by construction
+        out, err = call_learner(fn, s.clone(), t.clone())
+        if err:
+            return Feedback(False, err, "(student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()")
+        want = agreement(s, t)
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            out = out.item()
+        if isinstance(out, bool) or not isinstance(out, (int, float)):
+            return Feedback(False, f"expected a number between 0 and 1, got {out!r:.60}", "return a float, e.g. .item()")
+        if abs(out - want) < 1e-5:
+            continue
+        if abs(out - want * n) < 1e-3:
+            return Feedback(False, f"{out:g} is a count, not a fraction", "divide by the number of examples (a mean)")
+        probs = (torch.softmax(s, 1) - torch.softmax(t, 1)).abs().sum(1).mean().item()
+        if abs(out - probs) < 1e-5:
+            return Feedback(False, "you compared probabilities, not top-1 classes", "compare the arg-max of each row")
+        return Feedback(False, f"on {n} examples of {c} classes you return {out:.4f}, expected {want:.4f}",
+                        "compare argmax(1) of the two, then average the matches")
+    return Feedback(True, "the fraction of examples where the student's top-1 class is the teacher's: the "
+                    "'agreement' column of every kdlab result.")
