@@ -13,6 +13,7 @@ answer is wrong); it never raises on a wrong answer. ``solution(name)`` prints a
 - 05 pitfalls: :func:`check_distillation_loss` (the loss checker, :mod:`kdlab.exercises.checker`)
 - 06 distilling a language model: :func:`check_reverse_kl`, :func:`check_mode_seeking_beta`,
   :func:`check_completion_mask`
+- 07 when distillation works: :func:`check_dkd_loss`; 07b patient teachers: :func:`check_agreement`
 """
 
 from .checker import LossReport, check_distillation_loss
@@ -24,6 +25,7 @@ from .quickstart import check_gap_closed, check_soft_targets
 from .soft_targets import check_distillation_step, check_entropy_trend, check_kd_loss
 from .solutions import solution
 from .temperature import check_gradient_shrink_factor, check_logit_matching_gradient
+from .when_kd_works import check_agreement, check_dkd_loss
 
 __all__ = [
     "Feedback", "solution",
@@ -34,4 +36,5 @@ __all__ = [
     "check_pseudo_label_loss", "check_mutual_loss",
     "LossReport", "check_distillation_loss",
     "check_reverse_kl", "check_mode_seeking_beta", "check_completion_mask",
+    "check_dkd_loss", "check_agreement",
 ]

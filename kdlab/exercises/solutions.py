@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..losses import distillation_loss, hint_loss
 
 __all__ = ["softmax_with_temperature", "solution", "pseudo_label_loss", "mutual_loss", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
-           "distillation_step", "reverse_kl", "mode_seeking_beta", "completion_mask"]
+           "distillation_step", "reverse_kl", "mode_seeking_beta", "completion_mask", "dkd_loss", "agreement"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -169,3 +169,19 @@ def distillation_step(student: torch.nn.Module, teacher: torch.nn.Module, optimi
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+@_solution
+def dkd_loss(student_logits, teacher_logits, targets, T, alpha, beta):
+    from kdlab.lessons.when_kd_works import dkd_parts
+
+    parts = dkd_parts(student_logits, teacher_logits, targets, T)  # per example: tckd, nckd, p_target
+    soft = (parts["tckd"] + beta * parts["nckd"]).mean()  # beta, not (1 - p_target), weights the non-target part
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def agreement(student_logits, teacher_logits):
+    same = student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)  # top-1 class, row by row
+    return same.float().mean().item()
