@@ -200,7 +200,7 @@ def hint_loss(
             what = "widths" if s[1] != t[1] else "shapes"
             raise ValueError(
                 f"student_features {s} and teacher_features {t} have different {what} and no regressor was "
-                f"given; pass regressor=make_regressor({s[1]}, {t[1]}, ...) (or kdlab.hints.regressor_for("
+                f"given; pass regressor=kdlab.features.make_regressor({s[1]}, {t[1]}, ...) (or kdlab.features.regressor_for("
                 "student_features, teacher_features)) to map the student's width to the teacher's"
             )
         mapped = student_features

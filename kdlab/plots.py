@@ -19,8 +19,8 @@ from torch import nn
 from .compare import Paired, Summary, summary
 from .models import predict_logits
 
-__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_paired", "plot_distributions", "decision_grid",
-           "plot_decision_regions"]
+__all__ = ["OKABE_ITO", "ROLE_COLORS", "plot_comparison", "plot_paired", "plot_curves", "plot_distributions",
+           "decision_grid", "plot_decision_regions"]
 
 # Okabe & Ito (2008): distinguishable with the common forms of colour blindness.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -155,6 +155,56 @@ def plot_paired(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(
+    curves: Mapping[str, np.ndarray],
+    *,
+    ylabel: str = "validation accuracy",
+    title: str = "Learning curves",
+    mark_epoch: int | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Per-epoch curves over seeds: the mean and its 95% CI as a band, one colour per method.
+
+    Parameters
+    ----------
+    curves : mapping of name to array of shape (epochs, seeds)
+        E.g. ``{m: result.curve(m, "val") for m in methods}`` from :mod:`kdlab.sweep`.
+    ylabel, title : str
+        Axis label and title.
+    mark_epoch : int, optional
+        Draw a vertical line at this (1-based) epoch, e.g. the budget chosen on validation.
+    ax : matplotlib Axes, optional
+        Draw there instead of on a new figure.
+
+    Examples
+    --------
+    >>> fig = plot_curves({"hard labels": np.array([[0.5, 0.6], [0.7, 0.72], [0.8, 0.79]])})
+    >>> fig.axes[0].get_xlabel()
+    'epoch'
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise TypeError("curves must be a non-empty mapping of method name to an (epochs, seeds) array")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
+    for i, (name, values) in enumerate(curves.items()):
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim != 2 or not arr.size:
+            raise ValueError(f"curves[{name!r}] must have shape (epochs, seeds), got {arr.shape}")
+        epochs = np.arange(1, len(arr) + 1)
+        stats = [summary(row) for row in arr]
+        mean = np.array([s.mean for s in stats])
+        color = _color(name, i)
+        ax.plot(epochs, mean, color=color, lw=2, label=f"{name} (n = {arr.shape[1]})")
+        if arr.shape[1] > 1:
+            ax.fill_between(epochs, [s.ci_low for s in stats], [s.ci_high for s in stats], color=color, alpha=0.2)
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color="k", ls=":", lw=1, label=f"epoch {mark_epoch}")
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -597,11 +597,16 @@ def _check_inputs(x: object, name: str, n_features: int | None = None) -> torch.
     return x
 
 
-def _check_logits(logits: object, name: str, n: int, n_classes: int | None = None) -> torch.Tensor:
+def _check_logits(logits: object, name: str, n: int, n_classes: int | None = None, n_runs: int | None = None) -> torch.Tensor:
+    """``(n, n_classes)`` logits, or with ``n_runs`` also ``(n_runs, n, n_classes)``: one teacher per run."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor of logits, got {type(logits).__name__}")
-    if logits.ndim != 2 or len(logits) != n or logits.shape[1] < 2 or (n_classes and logits.shape[1] != n_classes):
+    per_run = n_runs is not None and logits.ndim == 3 and len(logits) == n_runs
+    shape = logits.shape[1:] if per_run else logits.shape
+    if len(shape) != 2 or shape[0] != n or shape[1] < 2 or (n_classes and shape[1] != n_classes):
         want = f"({n}, {n_classes or 'n_classes'})"
+        if n_runs is not None:
+            want += f" or ({n_runs}, {n}, {n_classes or 'n_classes'}) (one teacher per run)"
         raise ValueError(f"{name} must have shape {want} to match its inputs, got {tuple(logits.shape)}")
     return logits.detach()
 
@@ -617,8 +622,11 @@ def _teacher_targets(x, y, runs, teacher, teacher_logits, augment) -> tuple[torc
     if teacher_logits is None and teacher is not None and augment is None:
         teacher_logits = predict_logits(teacher, x)
     if teacher_logits is not None:
-        teacher_logits = _check_logits(teacher_logits, "teacher_logits", len(x))
-        return teacher_logits, teacher_logits.shape[1]
+        teacher_logits = _check_logits(teacher_logits, "teacher_logits", len(x), n_runs=len(runs))
+        if teacher_logits.ndim == 3 and augment is not None:
+            raise ValueError("teacher_logits with one teacher per run cannot be combined with augment: under "
+                             "augmentation a teacher=... labels every augmented batch")
+        return teacher_logits, teacher_logits.shape[-1]
     if users and teacher is None:
         raise ValueError(f"teacher_logits (or teacher) is needed by {users}: soft targets (alpha > 0) and "
                          "targets='teacher' use the teacher; pass teacher_logits=predict_logits(teacher, x)")
@@ -627,7 +635,7 @@ def _teacher_targets(x, y, runs, teacher, teacher_logits, augment) -> tuple[torc
     return None, int(y.max()) + 1
 
 
-def _evaluation(eval_sets, eval_teacher_logits, teacher, n_features, n_classes) -> tuple[dict, dict]:
+def _evaluation(eval_sets, eval_teacher_logits, teacher, n_features, n_classes, n_runs) -> tuple[dict, dict]:
     """Checked evaluation sets, and the teacher's labels on those where they are known (for agreement)."""
     checked = {}
     for name, pair in dict(eval_sets or {}).items():
@@ -642,7 +650,8 @@ def _evaluation(eval_sets, eval_teacher_logits, teacher, n_features, n_classes) 
     if teacher is not None:
         for name, (xe, _) in checked.items():
             logits.setdefault(name, predict_logits(teacher, xe))
-    labels = {name: _check_logits(z, f"eval_teacher_logits[{name!r}]", len(checked[name][0]), n_classes).argmax(1)
+    labels = {name: _check_logits(z, f"eval_teacher_logits[{name!r}]", len(checked[name][0]), n_classes,
+                                  n_runs).argmax(-1)  # (n_eval,), or (n_runs, n_eval) with a teacher per run
               for name, z in logits.items()}
     return checked, labels
 
@@ -691,7 +700,10 @@ def train_batched(
         Without ``methods`` only: each run's temperature and soft-loss weight (default 4.0 and
         0.9; a single number applies to all runs).
     teacher_logits : torch.Tensor, optional
-        The teacher's logits on ``x``, ``(n, n_classes)``.
+        The teacher's logits on ``x``, ``(n, n_classes)``; or one teacher per run,
+        ``(n_runs, n, n_classes)`` in the runs' order (method ``i`` on seed ``j`` is run
+        ``i * len(seeds) + j``): students of teachers of several sizes, or each seed's student
+        distilled from that seed's previous generation, in one batched run (not with ``augment``).
     teacher : nn.Module, optional
         The teacher itself: gives ``teacher_logits`` if they are not passed, the agreement on
         every evaluation set, and, with ``augment``, labels each augmented batch. Run in eval
@@ -704,7 +716,7 @@ def train_batched(
         Evaluated after every epoch, e.g. ``{"val": ..., "test": ...}``.
     eval_teacher_logits : mapping of name to tensor, optional
         The teacher's logits on an evaluation set, to measure top-1 agreement with it (computed
-        from ``teacher`` when it is given).
+        from ``teacher`` when it is given); ``(n_runs, n_eval, n_classes)`` with a teacher per run.
     augment : callable, optional
         ``augment(x_batch, generator) -> x_batch``, as in :func:`kdlab.train`: every seed draws
         its own augmented batch from its own generator, and the teacher (``teacher=`` is then
@@ -751,7 +763,8 @@ def train_batched(
     teacher_logits, n_classes = _teacher_targets(x, y, runs, teacher, teacher_logits, augment)
     if y is not None:
         y = check_targets(y, len(x), n_classes, name="y")
-    eval_sets, eval_teacher_labels = _evaluation(eval_sets, eval_teacher_logits, teacher, x.shape[1], n_classes)
+    eval_sets, eval_teacher_labels = _evaluation(eval_sets, eval_teacher_logits, teacher, x.shape[1], n_classes,
+                                                 len(runs))
 
     trainer = _Trainer(x, y, runs, teacher_logits=teacher_logits, teacher=teacher if augment is not None else None,
                        augment=augment, batch_size=batch_size, n_classes=n_classes, widths=widths)
@@ -801,13 +814,18 @@ class _Trainer:
         # the teacher's logits of a batch: for soft targets, its labels, and a learner's loss_fn
         self.uses_teacher = any(m.needs_teacher or m.loss_fn is not None for m, _ in runs)
         self.teacher_logits = teacher_logits
+        self.per_run_teacher = teacher_logits is not None and teacher_logits.ndim == 3
+        if self.per_run_teacher:  # run r's teacher rows start at r * n in the flattened table
+            self.teacher_logits = teacher_logits.reshape(-1, teacher_logits.shape[-1])
+            self.teacher_offset = torch.arange(len(runs))[:, None] * len(x)
         # every run's targets as one table: y, then (without augmentation) the teacher's arg-max labels
         n = len(x)
         tables = [y if y is not None else torch.zeros(n, dtype=torch.long)]
         offset = torch.zeros(len(runs), 1, dtype=torch.long)
         if self.any_teacher_targets and augment is None:
-            tables.append(teacher_logits.argmax(1))
-            offset[self.teacher_targets] = n
+            tables.append(teacher_logits.argmax(-1).reshape(-1))  # one block of n labels per teacher
+            rows = torch.arange(len(runs))[:, None] if teacher_logits.ndim == 3 else 0
+            offset = torch.where(self.teacher_targets[:, None], n + n * rows, offset)
         self.targets = torch.cat(tables) if y is not None or len(tables) > 1 else None
         self.target_offset = offset
         self.custom = [r for r, (m, _) in enumerate(runs) if m.loss_fn is not None]
@@ -827,7 +845,8 @@ class _Trainer:
         if self.augment is None:
             xb = self.x.index_select(0, flat).view(n_runs, batch, -1)
             if self.teacher_logits is not None and self.uses_teacher:
-                ts = self.teacher_logits.index_select(0, flat).view(n_runs, batch, -1)
+                rows = (idx + self.teacher_offset).reshape(-1) if self.per_run_teacher else flat
+                ts = self.teacher_logits.index_select(0, rows).view(n_runs, batch, -1)
         else:  # one augmented batch per seed, from that seed's generator, shared by the seed's runs
             xb = torch.stack([self.augment(self.x.index_select(0, rows), g) for rows, g in zip(seed_idx, self.gens)])
             if self.teacher is not None and self.uses_teacher:

@@ -2,7 +2,8 @@
 
     python scripts/execute_notebook.py notebooks/00_quickstart.ipynb [more.ipynb ...]
 
-Runs each notebook top to bottom in its own folder with the current environment's Python (the
+First brings each notebook's shared cells up to date (scripts/prepare_notebooks.py: the Colab cell,
+the badge and glossary line, the closing line). Then runs each notebook top to bottom in its own folder with the current environment's Python (the
 same kernel nbval uses), then drops what makes a stored notebook heavy or noisy: saved widget
 state (plotly widgets embed megabytes), per-cell timing metadata, and the outputs of widget views
 (progress bars, sliders) in cells tagged ``nbval-ignore-output``. Prints each notebook's
@@ -18,11 +19,15 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare_notebooks import prepare_files  # noqa: E402  (a sibling script, not a package)
+
 MAX_BYTES = 1_000_000
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def execute(path: Path) -> tuple[float, int]:
+    prepare_files([path])
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -66,8 +66,10 @@ def test_lower_is_better_for_losses():
 
 
 def test_paired_aligns_mappings_by_seed_and_refuses_other_seeds():
-    d = compare.paired({1: 0.9, 0: 0.8}, {0: 0.7, 1: 0.85})
-    assert d.mean == pytest.approx(((0.8 - 0.7) + (0.9 - 0.85)) / 2)
+    d = compare.paired({1: 0.9, 0: 0.8}, {0: 0.85, 1: 0.7})
+    # by seed the differences are -0.05 and +0.2 (one win); by position they would be +0.05 and +0.1
+    assert d.mean == pytest.approx((-0.05 + 0.2) / 2) and d.wins == 1
+    assert d.ci_high - d.ci_low == pytest.approx(2 * stats.t.ppf(0.975, 1) * np.std([-0.05, 0.2], ddof=1) / np.sqrt(2))
     with pytest.raises(ValueError, match="same seeds"):
         compare.paired({0: 0.9, 1: 0.8}, {0: 0.7, 2: 0.85})
     with pytest.raises(ValueError, match="one value per seed"):

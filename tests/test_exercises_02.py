@@ -36,3 +36,12 @@ def test_logit_matching_gradient_never_raises_on_broken_code():
 def test_solutions_are_reachable(capsys):
     ex.solution("logit_matching_gradient")
     assert "n * c" in capsys.readouterr().out
+
+
+def test_gradient_shrink_factor_accepts_the_notebooks_measurement():
+    measured = 3.08  # notebook 02's table at T = 4 -> 8 is below the large-T law's 4
+    assert ex.check_gradient_shrink_factor(3.1, measured=measured)
+    assert "measured" in ex.check_gradient_shrink_factor(3.1, measured=measured).message
+    assert not ex.check_gradient_shrink_factor(3.1)            # without the measurement only the law counts
+    assert ex.check_gradient_shrink_factor(4.0, measured=measured)
+    assert not ex.check_gradient_shrink_factor(2.0, measured=measured)

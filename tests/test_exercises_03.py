@@ -51,3 +51,42 @@ def test_solutions_are_registered_and_print(capsys):
     ex.solution("regressor_parameters")
     out = capsys.readouterr().out
     assert "def my_linear_cka" in out and "def regressor_parameters" in out and "@_solution" not in out
+
+
+def _step(*, hint=True, weight=True, kd=True, zero_grad=True, step=True, detach=True):
+    import kdlab
+
+    def fn(student, teacher, regressor, optimizer, x, y, T, alpha, w):
+        with torch.set_grad_enabled(not detach):
+            t_logits, t_hint = teacher(x), teacher.features(x)[1]
+        loss = kdlab.distillation_loss(student(x), t_logits, y, T, alpha) if kd else 0.0
+        if hint:
+            loss = loss + (w if weight else 1.0) * kdlab.hint_loss(student.features(x)[1], t_hint, regressor)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        return loss
+
+    return fn
+
+
+def test_hint_step_reference_passes_and_each_slip_is_named():
+    assert ex.check_hint_step(solutions.hint_step)
+    assert ex.check_hint_step(_step())
+    cases = {"hint term is missing": _step(hint=False), "KD term on the logits is missing": _step(kd=False),
+             "not multiplied by weight": _step(weight=False), "zero_grad": _step(zero_grad=False),
+             "did not change": _step(step=False)}
+    for words, fn in cases.items():
+        fb = ex.check_hint_step(fn)
+        assert not fb and words in fb.message, (words, fb.message)
+
+
+def test_hint_step_check_never_raises():
+    def broken(*args):
+        raise NotImplementedError("your code here")
+
+    fb = ex.check_hint_step(broken)
+    assert not fb and "NotImplementedError" in fb.message
+    assert not ex.check_hint_step(lambda *args: 3.0)

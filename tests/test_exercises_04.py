@@ -2,62 +2,76 @@ import io
 from contextlib import redirect_stdout
 
 import torch
+import torch.nn.functional as F
 
 from kdlab import exercises as ex
 from kdlab.exercises import solutions
 
 
-def test_reference_solutions_pass():
-    assert ex.check_freeze_head(solutions.freeze_all_but_head)
-    assert ex.check_k_per_class(solutions.k_per_class_indices)
+def test_reference_solutions_pass_and_print():
+    assert ex.check_pseudo_label_loss(solutions.pseudo_label_loss)
+    assert ex.check_mutual_loss(solutions.mutual_loss)
     buf = io.StringIO()
     with redirect_stdout(buf):
-        ex.solution("freeze_all_but_head")
-        ex.solution("k_per_class_indices")
-    assert "requires_grad" in buf.getvalue() and "randperm" in buf.getvalue()
-    assert {"check_freeze_head", "check_k_per_class"} <= set(ex.__all__)
+        ex.solution("pseudo_label_loss")
+        ex.solution("mutual_loss")
+    assert "argmax" in buf.getvalue() and "detach" in buf.getvalue()
+    assert {"check_pseudo_label_loss", "check_mutual_loss"} <= set(ex.__all__)
 
 
-def test_freeze_head_catches_the_usual_mistakes():
-    def nothing(model):
-        return model
+def test_pseudo_label_loss_names_soft_targets_and_a_teacher_gradient():
+    def soft(s, t):
+        return -(F.softmax(t, 1) * F.log_softmax(s, 1)).sum(1).mean()
 
-    def everything(model):
-        for p in model.parameters():
-            p.requires_grad = False
+    fb = ex.check_pseudo_label_loss(soft)
+    assert not fb and "soft targets at T = 1" in fb.message
 
-    def only_weight(model):
-        for p in model.parameters():
-            p.requires_grad = False
-        model.head.weight.requires_grad = True
+    def leaks(s, t):
+        return F.cross_entropy(s, t.argmax(1)) + 0 * t.sum()
 
-    def crashes(model):
-        raise RuntimeError("boom")
+    assert ex.check_pseudo_label_loss(leaks)  # a zero gradient is no gradient
 
-    for fn, words in ((nothing, "still trainable"), (everything, "everything is frozen"),
-                      (only_weight, "head is frozen"), (crashes, "RuntimeError")):
-        fb = ex.check_freeze_head(fn)
-        assert not fb and words in fb.message and fb.hint, (fn.__name__, fb)
+    def leaks_really(s, t):
+        return F.cross_entropy(s, t.argmax(1)) + (t - t.detach()).sum()  # adds 0, but a gradient into t
+
+    fb = ex.check_pseudo_label_loss(leaks_really)
+    assert not fb and "teacher" in fb.message
+
+    def labels_from_nowhere(s, t):
+        return F.cross_entropy(s, torch.zeros(len(s), dtype=torch.long))
+
+    assert not ex.check_pseudo_label_loss(labels_from_nowhere)
 
 
-def test_k_per_class_catches_the_usual_mistakes():
-    def first_k(y, k, seed):
-        return torch.cat([torch.nonzero(y == c).flatten()[:k] for c in y.unique()])
+def test_mutual_loss_names_each_slip():
+    def make(*, reverse=False, t2=True, weight=True, ce=True, kl=True, detach=True, reduction="batchmean"):
+        def fn(z, p, y, T, w):
+            p_ = p.detach() if detach else p
+            if reverse:
+                d = F.kl_div(F.log_softmax(p_ / T, 1), F.softmax(z / T, 1), reduction=reduction)
+            else:
+                d = F.kl_div(F.log_softmax(z / T, 1), F.softmax(p_ / T, 1), reduction=reduction)
+            loss = F.cross_entropy(z, y) if ce else 0.0
+            if kl:
+                loss = loss + (w if weight else 1.0) * (T**2 if t2 else 1.0) * d
+            return loss
+        return fn
 
-    def global_random(y, k, seed):
-        return torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()))[:k]] for c in y.unique()])
+    assert ex.check_mutual_loss(make())
+    cases = {"other way": make(reverse=True), "not multiplied by T²": make(t2=False),
+             "not multiplied by weight": make(weight=False), "cross-entropy on the labels is missing": make(ce=False),
+             "training alone": make(kl=False), "batchmean": make(reduction="mean"),
+             "gradient reaches the peer": make(detach=False)}
+    for words, fn in cases.items():
+        fb = ex.check_mutual_loss(fn)
+        assert not fb and words in fb.message, (words, fb.message)
 
-    def k_total(y, k, seed):
-        return torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k]
 
-    def labels(y, k, seed):
-        return y[:k]
+def test_checks_never_raise():
+    def broken(*args):
+        raise NotImplementedError("your code here")
 
-    def repeats(y, k, seed):
-        return torch.cat([torch.nonzero(y == c).flatten()[:1].repeat(k) for c in y.unique()])
-
-    for fn, words in ((first_k, "same picks"), (global_random, "not reproducible"), (k_total, "you picked"),
-                      (repeats, "twice"), (labels, "twice")):  # labels as indices repeat
-        fb = ex.check_k_per_class(fn)
-        assert not fb and words in fb.message and fb.hint, (fn.__name__, fb)
-    assert not ex.check_k_per_class(lambda y, k, seed: [0, 1])
+    for check in (ex.check_pseudo_label_loss, ex.check_mutual_loss):
+        fb = check(broken)
+        assert not fb and "NotImplementedError" in fb.message
+    assert not ex.check_mutual_loss(lambda *a: 1.0)

@@ -171,74 +171,115 @@ def setup():
     teacher = kdlab.make_model("cnn", d.input_shape, 10, widths=(16, 16, 16), seed=0)
     kdlab.train(teacher, d.x_train, d.y_train, epochs=3, progress=False)
     return hints.HintSetup(d, teacher, lambda s: kdlab.make_model("cnn", d.input_shape, 10, widths=(4, 4, 4, 4), seed=s),
-                           epochs=2, hint_epochs=3)
+                           epochs=5, hint_epochs=3, lr=5e-3)
+
+
+def test_guided_features_are_the_blocks_output_with_gradients(setup):
+    student = setup.make_student(0)
+    x = setup.data.x_train[:7]
+    out = hints.guided_features(student, x, 2)
+    assert torch.equal(out, student.features(x)[2]) and out.requires_grad
+    mlp = kdlab.make_model("mlp", (40,), 10, widths=(5, 6), seed=0)
+    assert torch.equal(hints.guided_features(mlp, x, 1), mlp.features(x)[1])
+    with pytest.raises(ValueError, match="student_layer must be an index"):
+        hints.guided_features(student, x, 4)
 
 
 def test_stage_one_trains_only_the_lower_part_and_lowers_the_hint_loss(setup):
+    """FitNets stage 1 is kdlab.train with a zero output loss and the hint term as extra_loss."""
     d, teacher = setup.data, setup.teacher
     student = setup.make_student(1)
     before = {k: v.clone() for k, v in student.state_dict().items()}
     t_before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    regressor, hist = hints.fit_hints(student, teacher, d.x_train, student_layer=1, teacher_layer=1, epochs=3)
+    term = hints.HintTerm(student, teacher, d.x_train, student_layer=1, teacher_layer=1)
+    reg_before = [p.clone() for p in term.params]
+    all_rows = torch.arange(len(d.x_train))
+    loss_before = term(student, d.x_train, all_rows).item()
+    history = kdlab.train(student, d.x_train, d.y_train, loss_fn=hints.no_output_loss, extra_loss=term,
+                          extra_params=term.params, epochs=3, lr=5e-3, progress=False)
     changed = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"blocks.0.0.weight", "blocks.0.0.bias", "blocks.1.0.weight", "blocks.1.0.bias"}
     assert all(torch.equal(v, t_before[k]) for k, v in teacher.state_dict().items())
-    assert hist.loss[-1] < hist.loss[0] and isinstance(regressor, features.Regressor)
+    assert not all(torch.equal(p, q) for p, q in zip(term.params, reg_before)), "the regressor trains too"
+    assert isinstance(term.regressor, features.Regressor)
+    assert history.loss[-1] < history.loss[0] and term(student, d.x_train, all_rows).item() < loss_before
     assert _hook_count(student) == 0
 
 
-def test_fit_hints_without_regressor_needs_matching_widths(setup):
+def test_hint_term_is_the_weighted_hint_loss_of_the_batch_rows(setup):
+    d, teacher = setup.data, setup.teacher
+    student = setup.make_student(0)
+    term = hints.HintTerm(student, teacher, d.x_train, student_layer=1, teacher_layer=1, weight=2.5)
+    idx = torch.tensor([5, 2, 9])
+    expected = 2.5 * kdlab.hint_loss(student.features(d.x_train[idx])[1], teacher.features(d.x_train[idx])[1],
+                                     term.regressor)
+    assert torch.allclose(term(student, d.x_train[idx], idx), expected, atol=1e-6)
     with pytest.raises(ValueError, match="different widths"):
-        hints.fit_hints(setup.make_student(0), setup.teacher, setup.data.x_train, student_layer=1, teacher_layer=1,
-                        regressor=None)
+        hints.HintTerm(student, teacher, d.x_train, student_layer=1, teacher_layer=1, regressor=None)
+    with pytest.raises(ValueError, match="weight must be"):
+        hints.HintTerm(student, teacher, d.x_train, student_layer=1, teacher_layer=1, weight=-1)
 
 
 def test_joint_training_adds_the_hint_gradient(setup):
-    """weight * hint_loss reaches the parameters: the result differs from KD alone, and the hint loss falls."""
+    """weight * hint_loss reaches the parameters: the result differs from KD alone, and weight 0 is plain KD."""
     d = setup.data
     kd = setup.make_student(2)
     kdlab.train(kd, d.x_train, d.y_train, teacher=setup.teacher, T=2, alpha=0.5, epochs=2, progress=False)
-    joint = hints.train_joint(setup.make_student(2), setup.teacher, d.x_train, d.y_train, student_layer=1,
-                              teacher_layer=1, hint_weight=5.0, T=2, alpha=0.5, epochs=2, batch_size=64, lr=3e-3,
-                              progress=False)
-    zero = hints.train_joint(setup.make_student(2), setup.teacher, d.x_train, d.y_train, student_layer=1,
-                             teacher_layer=1, hint_weight=0.0, T=2, alpha=0.5, epochs=2, batch_size=64, lr=3e-3,
-                             progress=False)
-    assert all(torch.equal(p, q) for p, q in zip(kd.parameters(), zero.student.parameters())), "weight 0 is plain KD"
-    assert not all(torch.equal(p, q) for p, q in zip(kd.parameters(), joint.student.parameters()))
-    n = len(joint.hint_losses) // 2
-    assert np.mean(joint.hint_losses[n:]) < np.mean(joint.hint_losses[:n])
-    assert _hook_count(joint.student) == 0
+    joint, zero = setup.make_student(2), setup.make_student(2)
+    for model, weight in ((joint, 5.0), (zero, 0.0)):
+        term = hints.HintTerm(model, setup.teacher, d.x_train, student_layer=1, teacher_layer=1, weight=weight)
+        kdlab.train(model, d.x_train, d.y_train, teacher=setup.teacher, T=2, alpha=0.5, extra_loss=term,
+                    extra_params=term.params, epochs=2, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(kd.parameters(), zero.parameters())), "weight 0 is plain KD"
+    assert not all(torch.equal(p, q) for p, q in zip(kd.parameters(), joint.parameters()))
+    assert _hook_count(joint) == 0
 
 
-def test_add_loss_gradient_equals_the_gradient_of_the_sum():
-    w = torch.randn(3, requires_grad=True)
-    x = torch.randn(5, 3)
-
-    def parts():
-        logits = (x * w).sum(1, keepdim=True).repeat(1, 2)
-        extra = (w ** 2).sum()
-        return logits, extra
-
-    logits, extra = parts()
-    (logits.pow(2).mean() + 0.7 * extra).backward()
-    expected, w.grad = w.grad.clone(), None
-    logits, extra = parts()
-    hints._AddLossGradient.apply(logits, extra, 0.7).pow(2).mean().backward()
-    assert torch.allclose(w.grad, expected)
-
-
-def test_methods_run_and_summary_is_a_mean_std_table(setup):
+def test_methods_get_equal_epochs_and_records_feed_kdlab_compare(setup):
     runs = hints.compare_methods(setup, seeds=[0, 1], progress=False)
     assert [r["method"] for r in runs[:4]] == list(hints.METHODS) and len(runs) == 8
-    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["cka"] <= 1 for r in runs)
+    assert all(len(r["curve"]) == setup.epochs and not r["interrupted"] for r in runs), "equal compute"
     r = runs[0]
     assert r["accuracy"] == kdlab.accuracy(kdlab.predict_logits(r["student"], setup.data.x_test), setup.data.y_test)
-    table = kdlab.metrics.summarize(runs, by="method")
-    assert list(table.index) == list(hints.METHODS)
-    assert (table["runs"] == 2).all() and {"accuracy mean", "accuracy std", "cka mean", "cka std"} <= set(table)
+    assert r["accuracy"] == r["curve"][-1]
+    table = kdlab.compare.table(runs, by="method", metrics=["accuracy", "cka"])
+    assert list(table.index) == list(hints.METHODS) and (table["n"] == 2).all()
+    p = kdlab.compare.paired(kdlab.compare.by_seed(runs, "KD", by="method"),
+                             kdlab.compare.by_seed(runs, "hard labels", by="method"))
+    assert p.n == 2
     with pytest.raises(ValueError, match="method must be one of"):
         hints.run_method(setup, "magic")
+    with pytest.raises(ValueError, match="hint_epochs must be smaller"):
+        hints.HintSetup(setup.data, setup.teacher, setup.make_student, epochs=3, hint_epochs=3)
+
+
+def test_compare_methods_stops_at_an_interrupt_and_drops_the_unfinished_run(setup, monkeypatch):
+    real = hints.train
+    calls = []
+
+    def interrupted_third_call(*args, **kwargs):
+        calls.append(1)
+        h = real(*args, **kwargs)
+        if len(calls) == 3:
+            h.interrupted = True
+        return h
+
+    monkeypatch.setattr(hints, "train", interrupted_third_call)
+    with pytest.warns(UserWarning, match="interrupted"):
+        runs = hints.compare_methods(setup, seeds=[0, 1], progress=False)
+    # calls: hard labels, KD, stage 1 of "hints, then KD" (interrupted: no stage 2, dropped)
+    assert [r["method"] for r in runs] == ["hard labels", "KD"] and len(calls) == 3
+
+
+def test_cka_baselines_are_low_for_noise_and_recomputed_per_seed(setup):
+    x = setup.data.x_test[:300]
+    out = hints.cka_baselines(setup.make_student, setup.teacher, x, student_layer=1, teacher_layer=1, seeds=[0, 1])
+    noise, untrained = out["independent Gaussian noise"], out["untrained teacher architecture"]
+    assert len(noise) == 2 and max(noise) < 0.5 and noise[0] != noise[1]
+    assert untrained[0] != untrained[1] and max(untrained) < 0.999, "re-initialised, not the teacher itself"
+    assert out["student at initialisation"][1] == kdlab.linear_cka(
+        kdlab.features.layer_features(setup.make_student(1), x, 1), kdlab.features.layer_features(setup.teacher, x, 1))
+    assert out["student at initialisation"][0] != out["student at initialisation"][1], "one fresh student per seed"
 
 
 def test_explorer_callback_trains_records_and_refuses_a_second_run(setup):
@@ -246,7 +287,7 @@ def test_explorer_callback_trains_records_and_refuses_a_second_run(setup):
     result = ex.run(0.3, 2, 0)
     assert result["method"] == "hints + KD" and (result["student_layer"], result["teacher_layer"]) == (2, 0)
     assert ex.progress.value == setup.epochs and "0.3" in ex.table.value and len(ex.results) == 1
-    assert ex.run(0.0, 1, 1)["method"] == "KD only"
+    assert ex.run(0.0, 1, 1)["method"] == "KD"
     ex._busy = True
     assert ex.run(1.0, 1, 1) is None and "Still training" in ex.status.value
     ex._busy = False
@@ -260,14 +301,3 @@ def test_project_2d_is_deterministic_and_explains_variance():
     assert pts.shape == (50, 2) and explained[0] > 0.5 and explained.sum() <= 1 + 1e-9
     assert np.allclose(hints.project_2d(x)[0], pts)
     assert np.allclose(hints.project_2d(-x)[0], -pts), "fixed component signs: negated data, negated points"
-
-
-def test_paired_difference_pairs_runs_by_seed():
-    records = [{"method": "a", "seed": 0, "accuracy": 0.5}, {"method": "b", "seed": 0, "accuracy": 0.4},
-               {"method": "a", "seed": 1, "accuracy": 0.7}, {"method": "b", "seed": 1, "accuracy": 0.8},
-               {"method": "a", "seed": 2, "accuracy": 0.9}]
-    out = hints.paired_difference(records, "a", "b")
-    assert out["n"] == 2 and out["wins"] == 1 and math.isclose(out["mean"], 0.0, abs_tol=1e-12)
-    assert math.isclose(out["std"], math.sqrt(0.02), rel_tol=1e-9)
-    with pytest.raises(ValueError, match="no seed has runs of both"):
-        hints.paired_difference(records, "a", "c")

@@ -128,85 +128,56 @@ def test_saved_activations(small):
     assert pitfalls.saved_activation_bytes(teacher, data.x_test[:32], no_grad=False) >= 32 * 64 * 4
 
 
-def test_train_with_loss_matches_kdlab_train_in_spirit_and_leaves_the_teacher_alone(small):
+RECIPE = pitfalls.Recipe(epochs=6, widths=(8,))
+
+
+def test_compare_losses_pairs_every_loss_on_the_same_students(small):
+    data, teacher, _ = small
+    losses = {"right": None, "right, as a function": kdlab.distillation_loss, "reverse": pitfalls.kd_loss_reverse_kl,
+              "hard only": None}
+    records = pitfalls.compare_losses(losses, data, teacher, seeds=(0, 1), recipe=RECIPE, alphas={"hard only": 0.0})
+    assert list(dict.fromkeys(r["loss"] for r in records)) == list(losses) and len(records) == 8
+    by = {(r["loss"], r["seed"]): r for r in records}
+    # the default loss and the same loss passed as loss_fn train the same students
+    assert by["right", 0]["accuracy"] == by["right, as a function", 0]["accuracy"]
+    assert by["right", 0]["kl_to_teacher"] == pytest.approx(by["right, as a function", 0]["kl_to_teacher"], rel=1e-4)
+    assert by["hard only", 0]["kl_to_teacher"] > by["right", 0]["kl_to_teacher"], "alphas override the recipe"
+    again = pitfalls.compare_losses({"right": None}, data, teacher, seeds=(1,), recipe=RECIPE)
+    assert again[0]["accuracy"] == by["right", 1]["accuracy"], "deterministic, and the seed pairs the runs"
+    table = kdlab.compare.table(records, by="loss")
+    assert list(table.index) == list(losses) and (table["n"] == 2).all()
+    v = pitfalls.versus(records, "right")
+    assert set(v) == {"right, as a function", "reverse", "hard only"} and v["right, as a function"].mean == 0
+    kl = pitfalls.versus(records, "right", "kl_to_teacher")
+    assert kl["hard only"].verdict != "better" and not kl["hard only"].higher_is_better
+    with pytest.raises(ValueError, match="seeds"):
+        pitfalls.compare_losses({}, data, teacher, seeds=())
+
+
+def test_kdlab_train_refuses_a_nan_loss_and_a_loss_without_student_gradient(small):
     data, teacher, make_student = small
-    before = [p.clone() for p in teacher.parameters()]
-    res = pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher, epochs=20, lr=1e-2)
-    again = pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher, epochs=20, lr=1e-2)
-    assert res.accuracy == again.accuracy  # deterministic
-    assert res.accuracy > 0.5 and res.kl_to_teacher < 0.5
-    assert len(res.losses) == 20 and res.losses[-1] < res.losses[0]
-    assert res.teacher_weight_change == 0
-    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    assert pitfalls.training_error(kdlab.distillation_loss, data, teacher, make_student, RECIPE) is None
+    nan = pitfalls.training_error(pitfalls.kd_loss_log_target_missing, data, teacher, make_student, RECIPE)
+    assert nan.startswith("ValueError") and "nan" in nan
+    none = pitfalls.training_error(pitfalls.claim4_loss, data, teacher, make_student, RECIPE)
+    assert none.startswith("ValueError") and "no gradient" in none
 
 
 def test_teacher_drifts_when_not_detached_and_optimised(small):
     data, teacher, make_student = small
-    drift = pitfalls.train_with_loss(make_student(0), data, pitfalls.kd_loss_teacher_not_detached, teacher,
-                                     epochs=5, lr=1e-2, teacher_no_grad=False, teacher_in_optimizer=True)
-    safe = pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher,
-                                    epochs=5, lr=1e-2, teacher_no_grad=False, teacher_in_optimizer=True)
-    assert drift.teacher_weight_change > 1 and safe.teacher_weight_change == 0
-    assert drift.teacher_accuracy_after < drift.teacher_accuracy_before
+    before = [p.clone() for p in teacher.parameters()]
+    drift = pitfalls.teacher_in_the_graph(make_student(0), teacher, data, pitfalls.kd_loss_teacher_not_detached,
+                                          recipe=RECIPE, epochs=5)
+    safe = pitfalls.teacher_in_the_graph(make_student(0), teacher, data, kdlab.distillation_loss, recipe=RECIPE,
+                                         epochs=5)
+    assert drift["teacher_weight_change"] > 1 and safe["teacher_weight_change"] == 0
+    assert drift["teacher_accuracy_after"] < drift["teacher_accuracy_before"]
+    assert safe["teacher_accuracy_after"] == safe["teacher_accuracy_before"]
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters())), "the caller's teacher is untouched"
 
 
-def test_compare_losses_and_tables(small):
-    data, teacher, make_student = small
-    results = pitfalls.compare_losses(
-        {"right": kdlab.distillation_loss, "log target": pitfalls.kd_loss_log_target_missing,
-         "claim 4": pitfalls.claim4_loss},
-        data, teacher, make_student, seeds=(0, 1), epochs=6, lr=1e-2)
-    assert results["right"]["mean"] > results["log target"]["mean"] + 0.2
-    assert math.isnan(results["log target"]["final_loss"])
-    untrained = kdlab.evaluate(make_student(0), data.x_test, data.y_test)["accuracy"]
-    assert results["claim 4"]["mean"] == pytest.approx(
-        statistics_mean([untrained, kdlab.evaluate(make_student(1), data.x_test, data.y_test)["accuracy"]]))
-    table = pitfalls.training_table(results)
-    assert list(table.index) == ["right", "log target", "claim 4"] and "±" in table.loc["right", "accuracy"]
-    fig = pitfalls.plot_symptoms(results, reference="right")
-    ax = fig.axes[0]
-    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
-    fig = pitfalls.plot_symptoms(results, reference="right", metric="kl_to_teacher")
-    assert fig.axes[0].get_xscale() == "log" and "KL" in fig.axes[0].get_xlabel()
-    with pytest.raises(ValueError, match="metric"):
-        pitfalls.plot_symptoms(results, metric="accuracy")
-
-
-def statistics_mean(xs):
-    return sum(xs) / len(xs)
-
-
-def test_difference_in_words():
-    a = {"mean": 0.90, "std": 0.01, "kl_to_teacher": 0.1, "kl_std": 0.01}
-    b = {"mean": 0.80, "std": 0.01, "kl_to_teacher": 0.1, "kl_std": 0.01}
-    assert "higher by more than twice" in pitfalls.difference(a, b)
-    assert "lower" in pitfalls.difference(b, a)
-    assert "within" in pitfalls.difference(a, {**a, "mean": 0.895})
-    assert "within" in pitfalls.difference(a, b, key="kl_to_teacher")
-    with pytest.raises(ValueError, match="key"):
-        pitfalls.difference(a, b, key="accuracy")
-
-
-def test_bad_arguments_raise_clearly(small):
-    data, teacher, make_student = small
-    with pytest.raises(ValueError, match="teacher_mode"):
-        pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher, teacher_mode="dropout")
-    with pytest.raises(TypeError, match="loss_fn"):
-        pitfalls.train_with_loss(make_student(0), data, "kl", teacher)
-    with pytest.raises(ValueError, match="seeds"):
-        pitfalls.compare_losses({}, data, teacher, make_student, seeds=())
-
-
-def test_missing_log_target_blows_the_logits_up(small):
-    data, teacher, make_student = small
-    sane = pitfalls.train_with_loss(make_student(0), data, kdlab.distillation_loss, teacher, epochs=10, lr=1e-2)
-    blown = pitfalls.train_with_loss(make_student(0), data, pitfalls.kd_loss_log_target_missing, teacher,
-                                     epochs=10, lr=1e-2)
-    assert blown.max_abs_logit > 5 * sane.max_abs_logit
-    assert blown.n_predicted_classes < sane.n_predicted_classes
-    assert all(math.isnan(v) for v in blown.losses)
-
-
-def test_difference_with_a_single_seed():
-    a = {"mean": 0.9, "std": 0.0, "kl_to_teacher": 0.1, "kl_std": 0.0}
-    assert "single seed" in pitfalls.difference(a, {**a, "mean": 0.8})
+def test_recipe_checks_its_settings():
+    with pytest.raises(ValueError, match="alpha"):
+        pitfalls.Recipe(alpha=1.5)
+    with pytest.raises(ValueError, match="epochs"):
+        pitfalls.Recipe(epochs=0)

@@ -103,6 +103,31 @@ def test_augmented_batches_match_kdlab_train_and_the_teacher_labels_them(moons, 
                             teacher_logits=kdlab.predict_logits(dropout_teacher, x))
 
 
+def test_one_teacher_per_run_equals_one_batched_run_per_teacher(moons, teacher):
+    """teacher_logits of shape (n_runs, n, C): run r learns from its own teacher (soft targets and arg-max labels),
+    exactly as a separate call with that teacher alone; agreement is measured against each run's own teacher."""
+    x, y = moons.x_train, moons.y_train
+    other = kdlab.make_model("mlp", moons.input_shape, 2, widths=(4,), seed=7)  # an untrained, different teacher
+    logits = [kdlab.predict_logits(t, x) for t in (teacher, other)]
+    test_logits = [kdlab.predict_logits(t, moons.x_test) for t in (teacher, other)]
+    assert (logits[0].argmax(1) != logits[1].argmax(1)).any()
+    methods = [Method("KD", T=2.0, alpha=0.5), Method("teacher's labels", targets="teacher")]
+    seeds, which = [0, 1], [0, 1, 1, 0]  # run -> its teacher
+    res = sweep.train_batched(x, y, methods=methods, seeds=seeds, widths=(8,), epochs=2,
+                              teacher_logits=torch.stack([logits[w] for w in which]),
+                              eval_sets={"test": (moons.x_test, moons.y_test)},
+                              eval_teacher_logits={"test": torch.stack([test_logits[w] for w in which])})
+    for r, w in enumerate(which):
+        alone = sweep.train_batched(x, y, methods=[methods[r // 2]], seeds=[seeds[r % 2]], widths=(8,), epochs=2,
+                                    teacher_logits=logits[w], eval_sets={"test": (moons.x_test, moons.y_test)},
+                                    eval_teacher_logits={"test": test_logits[w]})
+        for p, q in zip(alone.model.to_model(0).parameters(), res.model.to_model(r).parameters()):
+            assert torch.allclose(p, q, atol=1e-6), f"run {r} did not learn from its own teacher"
+        assert res.agreement["test"][r] == pytest.approx(alone.agreement["test"][0])
+    with pytest.raises(ValueError, match="one teacher per run"):
+        sweep.train_batched(x, y, methods=methods, seeds=seeds, teacher_logits=torch.stack(logits), epochs=1)
+
+
 def test_batched_loss_equals_distillation_loss_per_run():
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(4, 16, 10, generator=g) * 3, torch.randn(4, 16, 10, generator=g) * 3

@@ -28,6 +28,8 @@ def test_distillation_moves_the_student_towards_the_teacher(moons, teacher):
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items()), "the teacher changed"
     assert teacher.training, "the teacher's mode was not restored"
     teacher.eval()
+    kdlab.train(s, moons.x_train, None, teacher=teacher, T=2.0, alpha=1.0, epochs=1, progress=False)
+    assert not teacher.training, "a teacher in eval mode was left in train mode"
 
 
 def test_callbacks_run_every_epoch(moons):

@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -163,14 +164,24 @@ def test_comparison_runs_every_method_for_every_seed(comparison, domains, teache
     assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in result.accuracies.values())
     source_acc = kdlab.accuracy(kdlab.predict_logits(teacher, target.x_test), target.y_test)
     assert result.accuracies["source teacher"] == [source_acc, source_acc]
-    assert [d for _, d, _ in messages] == list(range(11)) and messages[-1] == ("done", 10, 10)
+    assert [d for _, d, _ in messages] == list(range(15)) and messages[-1] == ("done", 14, 14)
     assert partial == [1, 2]
     table = result.table()
-    assert list(table.columns) == ["accuracy mean", "accuracy std", "parameters", "runs"] and len(table) == 6
-    assert list(table.index) == list(tr.METHODS) and (table["runs"] == 2).all()
+    assert list(table.columns) == ["n", "accuracy", "accuracy ±", "parameters"] and len(table) == 8
+    assert list(table.index) == list(tr.METHODS)
+    # the source teacher is one model evaluated once: one run, no interval (never "± 0.000")
+    assert table.loc["source teacher", "n"] == 1 and math.isnan(table.loc["source teacher", "accuracy ±"])
+    assert (table["n"].drop("source teacher") == 2).all()
     assert table.loc["student, k labels", "parameters"] < table.loc["fine-tune all", "parameters"] / 3
-    assert table.loc["fine-tune all", "accuracy mean"] == pytest.approx(result.means()["fine-tune all"], abs=1e-3)
-    assert result.stds()["source teacher"] == 0.0
+    assert table.loc["pseudo-labels of source teacher", "parameters"] == table.loc["student, k labels", "parameters"]
+    assert table.loc["fine-tune all", "accuracy"] == pytest.approx(result.means()["fine-tune all"], abs=1e-3)
+    assert result.results()["source teacher"] == source_acc
+    d = result.paired("fine-tune all", "source teacher")
+    assert d.n == 2 and d.mean == pytest.approx(result.means()["fine-tune all"] - source_acc)
+    # the controls differ from the soft-target students: trained on hard arg-max labels
+    assert result.accuracies["distil source teacher"] != result.accuracies["pseudo-labels of source teacher"]
+    assert set(tr.CONTROLS.items()) == {("distil source teacher", "pseudo-labels of source teacher"),
+                                        ("fine-tune, then distil", "fine-tune, then pseudo-labels")}
     # even a short fine-tuning on 5 labels per class beats the unadapted teacher on a 30-degree turn
     assert result.means()["fine-tune all"] > result.means()["source teacher"] + 0.05
 
@@ -233,7 +244,7 @@ def test_figures_have_titles_and_labels(domains, comparison):
     ax = fig2.axes[0]
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
     fig3 = tr.plot_transfer(comparison[0])
-    assert "k = 5" in fig3.axes[0].get_title() and len(fig3.axes[0].patches) == 6
+    assert "k = 5" in fig3.axes[0].get_title() and len(fig3.axes[0].get_xticklabels()) == len(tr.METHODS)
     plt.close("all")
 
 
@@ -266,28 +277,50 @@ def test_k_comparison_runs_one_training_at_a_time(domains, teacher):
     view.running, view._pending = False, None
     view.on_k({"new": 2})
     assert view.runs == 1 and view.result.k == 2 and not view.running
-    assert view.bar.value == view.bar.max == 5 and view.messages[-1] == "done"
+    assert view.bar.value == view.bar.max == 7 and view.messages[-1] == "done"
     assert list(view.chart.data[0].y) == pytest.approx([view.result.means()[m] for m in tr.METHODS])
 
 
-def test_online_comparison_trains_teacher_and_student_together(domains, teacher):
+def test_mutual_learning_from_scratch_pairs_peers_with_their_solo_runs(domains, monkeypatch):
     _, target = domains
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    out = tr.compare_online(teacher, target, k=3, seeds=(0,), settings=tr.TransferSettings.fast())
-    assert set(out) == {"student alone", "student, online with the teacher", "teacher, online with the student"}
-    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in out.values())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items()), "the source teacher changed"
+    calls = []
+    real = tr.mutual_learning
+
+    def spy(models, *args, **kwargs):
+        calls.append([float(next(m.parameters()).flatten()[0]) for m in models])
+        return real(models, *args, **kwargs)
+
+    monkeypatch.setattr(tr, "mutual_learning", spy)
+    records = tr.compare_mutual(target, k=3, seeds=(0, 1), settings=tr.TransferSettings.fast())
+    names = ["peer A alone", "peer B alone", "peer A, mutual", "peer B, mutual", "alone (mean of A, B)",
+             "mutual (mean of A, B)"]
+    assert [r["model"] for r in records] == names * 2 and [r["seed"] for r in records] == [0] * 6 + [1] * 6
+    # per seed: peer A alone, peer B alone, then A and B together, from the same initial weights (from scratch)
+    assert len(calls) == 6 and calls[2] == calls[0] + calls[1] and calls[0] != calls[1]
+    by = {(r["model"], r["seed"]): r["accuracy"] for r in records}
+    assert by["mutual (mean of A, B)", 0] == pytest.approx((by["peer A, mutual", 0] + by["peer B, mutual", 0]) / 2)
+    # training together changes the peers (a deleted mutual_learning call or swapped results would not)
+    assert (by["peer A, mutual", 0], by["peer B, mutual", 0]) != (by["peer A alone", 0], by["peer B alone", 0])
+    p = kdlab.compare.paired(kdlab.compare.by_seed(records, "mutual (mean of A, B)"),
+                             kdlab.compare.by_seed(records, "alone (mean of A, B)"))
+    assert p.n == 2
+    with pytest.raises(ValueError, match="seeds"):
+        tr.compare_mutual(target, seeds=())
 
 
-def test_the_description_follows_the_numbers():
+def test_the_description_follows_the_paired_numbers():
     def result(**means):
-        accs = {m: [means.get(m, 0.5)] * 2 for m in tr.METHODS}
-        accs["fine-tune all"] = [means.get("fine-tune all", 0.5) - 0.01, means.get("fine-tune all", 0.5) + 0.01]
-        return tr.TransferComparison(k=5, seeds=(0, 1), accuracies=accs, n_labelled=50,
-                                     parameters={m: (1000 if "student" in m or "distil" in m else 20000) for m in tr.METHODS})
+        accs = {m: [means.get(m, 0.5), means.get(m, 0.5) + 0.001, means.get(m, 0.5) - 0.001] for m in tr.METHODS}
+        accs["source teacher"] = [0.5] * 3
+        return tr.TransferComparison(k=5, seeds=(0, 1, 2), accuracies=accs, n_labelled=50,
+                                     parameters={m: (1000 if "student" in m or "distil" in m or "pseudo" in m else 20000)
+                                                 for m in tr.METHODS})
 
     text = tr.describe_transfer(result(**{"fine-tune all": 0.8}), 0.9)
-    assert "0.800 ± 0.014, above the student trained from scratch" in text
+    assert "0.800, above *student, k labels*" in text and "better" in text
     assert "a drop of 0.400" in text and "20x fewer parameters" in text and "50 labelled" in text
+    assert "± 0.000" not in text and "can only be as right" not in text
     text = tr.describe_transfer(result(**{"fine-tune all": 0.5}), 0.9)
-    assert "about the same as the student trained from scratch" in text and "no clear head start" in text
+    assert "0.500, not clearly different from *student, k labels*" in text
+    text = tr.describe_transfer(result(**{"fine-tune all": 0.5, "fine-tune, then distil": 0.6}), 0.9)
+    assert "Against its own teacher: above *fine-tune all*" in text

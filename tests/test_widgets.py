@@ -202,3 +202,12 @@ def test_playground_rejects_bad_arguments():
         widgets.playground("moons", size="huge")
     with pytest.raises(ValueError, match="student"):
         widgets.playground("moons", student="MLP 1000")
+
+
+def test_set_T_moves_the_slider_too(explorer):
+    explorer.t_slider.value = 13.9
+    explorer.set_T(1.0)
+    assert explorer.t_slider.value == pytest.approx(1.0, rel=0.02)   # the slider shows what the figure shows
+    assert explorer.T == 1.0 and "T = 1.00" in explorer.fig.layout.title.text
+    explorer.t_slider.value = 4.0                                     # and the slider still drives the figure
+    assert explorer.T == pytest.approx(4.0) and "T = 4.00" in explorer.fig.layout.title.text

@@ -10,8 +10,8 @@ callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a b
 student runs against the same runs one after another (:mod:`kdlab.sweep`), and the 5-seed
 comparisons of notebooks 00 and 02 trained batched against one after another; trains the tuned KD
 recipes of :mod:`kdlab.bench.recipes` over five seeds; and times ``import kdlab`` in a fresh
-interpreter. What cannot be measured yet (a module or notebook that does not exist) is recorded as
-``null`` with the reason under ``"missing"``, and RESULTS.md says so.
+interpreter. What cannot be measured (a widget that fails, no ``taskset`` for the one-core run) is
+recorded as ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
 
 ``--keep SECTION`` reuses a section of the existing JSON instead of measuring it again (RESULTS.md
 says when it was measured); ``--render-only`` rewrites RESULTS.md from the JSON.
@@ -170,7 +170,7 @@ def measure_notebooks(fast: bool = False, only: list[str] | None = None,
     if only is not None:
         paths = [p for p in paths if any(p.stem.startswith(o) or p.stem == o for o in only)]
     if not paths:
-        missing[key] = f"no notebooks found in {NOTEBOOK_DIR.name}/ yet"
+        missing[key] = f"no notebook in {NOTEBOOK_DIR.name}/ matches {only or '[0-9][0-9]_*.ipynb'}"
         return {}, missing
     try:
         import papermill as pm
@@ -221,15 +221,10 @@ def measure_widgets(moves: int = 40, retrains: int = 3) -> tuple[dict, dict]:
     """The T slider's callback time (median over ``moves``) and a playground retrain (median of
     ``retrains``, after one warm-up unless ``retrains == 1``).
 
-    Uses :mod:`kdlab.widgets` when it exists; see :func:`_slider_and_playground` for the hooks.
+    See :func:`_slider_and_playground` for the hooks; a widget that fails is reported under "missing".
     """
     result: dict[str, float | None] = {"t_slider_ms": None, "playground_retrain_s": None}
     missing: dict[str, str] = {}
-    try:
-        from kdlab import widgets  # noqa: F401
-    except ImportError as err:
-        reason = f"kdlab.widgets does not exist yet ({err})"
-        return result, {"t_slider_ms": reason, "playground_retrain_s": reason}
     hooks = _slider_and_playground()
     slider, retrain = hooks.get("slider"), hooks.get("retrain")
     if isinstance(slider, str):
@@ -263,30 +258,22 @@ def _slider_and_playground() -> dict[str, object]:
     from kdlab import widgets
 
     hooks: dict[str, object] = {}
-    explorer_cls = getattr(widgets, "TemperatureExplorer", None)
-    if explorer_cls is None:
-        hooks["slider"] = "kdlab.widgets has no TemperatureExplorer yet"
-    else:
-        try:
-            logits = torch.randn(10, generator=torch.Generator().manual_seed(0)) * 3  # a 10-class example
-            explorer = explorer_cls(logits, [str(i) for i in range(10)], T=1.0)
-            slider = explorer.t_slider
+    explorer_cls = widgets.TemperatureExplorer
+    try:
+        logits = torch.randn(10, generator=torch.Generator().manual_seed(0)) * 3  # a 10-class example
+        explorer = explorer_cls(logits, [str(i) for i in range(10)], T=1.0)
+        slider = explorer.t_slider
 
-            def move(T: float) -> None:
-                slider.value = min(max(T, explorer_cls.T_MIN), explorer_cls.T_MAX)
+        def move(T: float) -> None:
+            slider.value = min(max(T, explorer_cls.T_MIN), explorer_cls.T_MAX)
 
-            hooks["slider"] = move
-        except Exception as err:  # a broken widget is reported, not fatal
-            hooks["slider"] = f"TemperatureExplorer failed: {type(err).__name__}: {err}"
-    factory = getattr(widgets, "playground", None)
-    if factory is None:
-        hooks["retrain"] = "kdlab.widgets has no playground() yet"
-    else:
-        try:
-            pg = factory(train_now=False, background=False)
-            hooks["retrain"] = pg.retrain
-        except Exception as err:
-            hooks["retrain"] = f"playground() failed: {type(err).__name__}: {err}"
+        hooks["slider"] = move
+    except Exception as err:  # a broken widget is reported, not fatal
+        hooks["slider"] = f"TemperatureExplorer failed: {type(err).__name__}: {err}"
+    try:
+        hooks["retrain"] = widgets.playground(train_now=False, background=False).retrain
+    except Exception as err:
+        hooks["retrain"] = f"playground() failed: {type(err).__name__}: {err}"
     return hooks
 
 
@@ -300,13 +287,7 @@ def measure_sweep(quick: bool = False, sequential_subset: int = 4) -> tuple[dict
     sequential run costs the same: same data, epochs and model), and recorded as such.
     """
     result: dict[str, object] = {"runs": None, "batched_s": None, "sequential_s": None, "speedup": None}
-    try:
-        from kdlab import sweep
-    except ImportError as err:
-        return result, {"sweep": f"kdlab.sweep does not exist yet ({err})"}
-    if not callable(getattr(sweep, "train_batched", None)):
-        return result, {"sweep": "kdlab.sweep has no train_batched() to time"}
-    from kdlab import load_dataset, make_model, predict_logits, train
+    from kdlab import load_dataset, make_model, predict_logits, sweep, train
 
     data = load_dataset("mnist1d")
     split = data.validation_split(0.2, seed=0)

@@ -221,7 +221,7 @@ def get_recipe(dataset: str) -> Recipe:
 
 def _check_recipe(recipe: object) -> Recipe:
     if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a kdlab.recipes.Recipe, got {type(recipe).__name__}")
+        raise TypeError(f"recipe must be a kdlab.bench.recipes.Recipe, got {type(recipe).__name__}")
     return recipe
 
 

@@ -1,78 +1,102 @@
-"""Notebook 04's exercises."""
+"""Notebook 04's exercises: the two losses behind its controls and its online KD."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .feedback import Feedback, call_learner
 
-__all__ = ["check_freeze_head", "check_k_per_class"]
+__all__ = ["check_pseudo_label_loss", "check_mutual_loss"]
 
 
-def check_freeze_head(fn: Callable[[torch.nn.Module], object]) -> Feedback:
-    """Check a learner's ``freeze_all_but_head(model)``: only ``model.head`` stays trainable."""
-    from ..models import count_parameters, make_model
+def _batch(seed: int, n: int = 8, c: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, c, generator=gen) * 2, torch.randn(n, c, generator=gen) * 3,
+            torch.randint(0, c, (n,), generator=gen))
 
-    for name, shape, widths in (("mlp", (8, 8), (32, 16)), ("cnn", (8, 8), (4, 4))):
-        model = make_model(name, shape, 10, widths=widths, seed=0)
-        out, err = call_learner(fn, model)
+
+def _value_and_grads(fn: Callable, *args: torch.Tensor, extra: tuple = ()) -> tuple[object, str | None, list]:
+    """Call the learner's loss on copies that require gradients; return (value, error, grads)."""
+    leaves = [a.clone().requires_grad_(a.is_floating_point()) for a in args]
+    out, err = call_learner(fn, *leaves, *extra)
+    if err:
+        return None, err, []
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        return None, f"expected a scalar tensor, got {out!r:.60}", []
+    if out.requires_grad:
+        out.backward()
+    return float(out.detach()), None, [None if not a.is_floating_point() else a.grad for a in leaves]
+
+
+def check_pseudo_label_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Feedback:
+    """Check a learner's ``pseudo_label_loss(student_logits, teacher_logits)``.
+
+    The control of every distil-on-unlabelled comparison: the student fits the teacher's *arg-max*
+    labels with ordinary cross-entropy (the teacher's decisions, without its soft targets).
+    """
+    hint = "ordinary cross-entropy, with the teacher's top class (the arg-max over the classes) as each example's label"
+    for seed in range(3):
+        s, t, _ = _batch(seed)
+        value, err, grads = _value_and_grads(fn, s, t)
         if err:
-            return Feedback(False, err, "loop over model.parameters() and set p.requires_grad = False, "
-                            "then set it back to True for model.head.parameters()")
-        if isinstance(out, torch.nn.Module) and out is not model:
-            model = out  # a function that returns a (copied) model is fine too
-        head = {id(p) for p in model.head.parameters()}
-        head_frozen = [p for p in model.head.parameters() if not p.requires_grad]
-        body_trainable = [p for p in model.parameters() if id(p) not in head and p.requires_grad]
-        n_head = sum(p.numel() for p in model.head.parameters())
-        if not any(p.requires_grad for p in model.parameters()):
-            return Feedback(False, f"on a kdlab {name} everything is frozen: nothing would learn",
-                            "after freezing every parameter, unfreeze model.head's parameters")
-        if head_frozen:
-            return Feedback(False, f"on a kdlab {name} (part of) the head is frozen",
-                            "the head, weight and bias, is the part to train")
-        if body_trainable:
-            return Feedback(False, f"on a kdlab {name}, {len(body_trainable)} parameter tensors outside the "
-                            "head are still trainable", "freeze every parameter first, then unfreeze the head")
-        if count_parameters(model) != n_head:
-            return Feedback(False, f"{count_parameters(model)} trainable parameters, expected {n_head}",
-                            "only model.head's weight and bias should require gradients")
-    return Feedback(True, "only the head is trainable, on an MLP and on a CNN: kdlab.train would now "
-                    "update the head and leave the source features as they are.")
+            return Feedback(False, err, hint)
+        expected = float(F.cross_entropy(s, t.argmax(1)))
+        if math.isclose(value, expected, rel_tol=1e-5, abs_tol=1e-6):
+            if grads[0] is None or grads[0].abs().sum() == 0:
+                return Feedback(False, "the value is right but the student gets no gradient", hint)
+            if grads[1] is not None and grads[1].abs().sum() > 0:
+                return Feedback(False, "the value is right, but a gradient reaches the teacher's logits",
+                                "the arg-max has no gradient; do not mix teacher_logits into the loss otherwise")
+            continue
+        soft = float(-(F.softmax(t, 1) * F.log_softmax(s, 1)).sum(1).mean())
+        if math.isclose(value, soft, rel_tol=1e-5, abs_tol=1e-6):
+            return Feedback(False, "this is the cross-entropy with the teacher's *probabilities*: soft targets at T = 1, "
+                                   "i.e. distillation, not its control", hint)
+        return Feedback(False, f"got {value:.4f}, expected {expected:.4f}", hint)
+    return Feedback(True, "the student fits the teacher's arg-max labels: the same inputs and teacher as distillation, "
+                          "without the soft targets. Against it, KD must show what the soft targets add.")
 
 
-def check_k_per_class(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> Feedback:
-    """Check a learner's ``k_per_class_indices(y, k, seed)``: indices of k random examples per class."""
-    gen = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 4, (60,), generator=gen)
-    y[:4] = torch.arange(4)  # every class present
-    counts = torch.bincount(y, minlength=4)
-    k = int(counts.min()) - 1 if int(counts.min()) > 2 else 1
-    picks = []
-    for seed in (0, 0, 1, 2):
-        out, err = call_learner(fn, y.clone(), k, seed)
+def check_mutual_loss(fn: Callable[..., torch.Tensor]) -> Feedback:
+    """Check a learner's ``mutual_loss(logits, peer_logits, targets, T, weight)``, one peer's loss in
+    deep mutual learning: ``CE(logits, targets) + weight * T**2 * KL(softmax(peer/T) || softmax(logits/T))``
+    (batch mean), with the peer's logits a fixed target (detached)."""
+    hint = ("the cross-entropy on the labels, plus weight × T² × the KL divergence from the peer's softened "
+            "distribution (the target, detached) to yours, summed over classes and averaged over the batch")
+    for seed, T, weight in ((0, 1.0, 1.0), (1, 3.0, 0.5), (2, 2.0, 2.0)):
+        s, p, y = _batch(seed)
+        value, err, grads = _value_and_grads(fn, s, p, y, extra=(T, weight))
         if err:
-            return Feedback(False, err, "for each class c: idx = torch.nonzero(y == c).flatten(), shuffle it "
-                            "with torch.randperm(len(idx), generator=...), keep the first k")
-        if not isinstance(out, torch.Tensor) or out.dtype not in (torch.int64, torch.int32) or out.ndim != 1:
-            return Feedback(False, f"expected a 1-D tensor of integer indices, got {out!r:.60}",
-                            "return torch.cat of the per-class index tensors")
-        if len(out) and (out.min() < 0 or out.max() >= len(y)):
-            return Feedback(False, "some indices are out of range", "return positions in y, not labels")
-        if len(set(out.tolist())) != len(out):
-            return Feedback(False, "some example is picked twice", "shuffle each class's indices, then slice")
-        per_class = torch.bincount(y[out], minlength=4).tolist()
-        if per_class != [k] * 4:
-            return Feedback(False, f"with k={k} you picked {per_class} examples of classes 0..3",
-                            "pick k examples from each class separately")
-        picks.append(sorted(out.tolist()))
-    if picks[0] != picks[1]:
-        return Feedback(False, "the same seed gave different picks: not reproducible",
-                        "use torch.Generator().manual_seed(seed), not the global random state")
-    if picks[0] == picks[2] == picks[3]:
-        return Feedback(False, "different seeds gave the same picks: always the first k of each class?",
-                        "shuffle each class's indices with a generator seeded by seed")
-    return Feedback(True, f"k={k} examples of every class, no repeats, reproducible per seed and different "
-                    "across seeds: the labelled part of a few-label split.")
+            return Feedback(False, err, hint)
+        ce = float(F.cross_entropy(s, y))
+        kl = float(F.kl_div(F.log_softmax(s / T, 1), F.softmax(p / T, 1), reduction="batchmean"))
+        expected = ce + weight * T**2 * kl
+        if not math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-6):
+            reverse = float(F.kl_div(F.log_softmax(p / T, 1), F.softmax(s / T, 1), reduction="batchmean"))
+            guesses = (
+                (ce + weight * T**2 * reverse, "the KL runs the other way: KL(self ‖ peer). Each peer matches "
+                 "the other's distribution as a teacher's: KL(peer ‖ self), the peer's probabilities as the target"),
+                (ce + weight * kl, "the KL term is not multiplied by T²" if T != 1 else None),
+                (ce + T**2 * kl, "the KL term is not multiplied by weight" if weight != 1 else None),
+                (weight * T**2 * kl, "the cross-entropy on the labels is missing: DML keeps each peer's own "
+                                     "supervised loss"),
+                (ce, "the KL term to the peer is missing: that is training alone"),
+                (ce + weight * T**2 * kl / s.shape[1], "the KL is averaged over the classes too: use "
+                                                        "reduction='batchmean'"),
+            )
+            for guess, message in guesses:
+                if message and math.isclose(value, guess, rel_tol=1e-4, abs_tol=1e-6):
+                    return Feedback(False, f"{message} (got {value:.4f}, expected {expected:.4f} at T = {T:g}, "
+                                           f"weight = {weight:g})", hint)
+            return Feedback(False, f"got {value:.4f}, expected {expected:.4f} at T = {T:g}, weight = {weight:g}", hint)
+        if grads[1] is not None and grads[1].abs().sum() > 0:
+            return Feedback(False, "the value is right, but a gradient reaches the peer's logits: in DML each peer "
+                                   "treats the other's prediction as a fixed target for this step", "peer_logits.detach()")
+        if grads[0] is None or grads[0].abs().sum() == 0:
+            return Feedback(False, "the value is right but the model gets no gradient", hint)
+    return Feedback(True, "one peer's deep-mutual-learning loss: its own cross-entropy plus weight × T² × "
+                          "KL(peer ‖ self), with the peer detached.")

@@ -34,10 +34,15 @@ def check_soft_targets(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Fee
             return Feedback(False, f"rows sum to 1 but the values are wrong at T={T}",
                             "divide the logits (not the probabilities) by T, then apply softmax along dim=-1")
         return Feedback(False, f"rows do not sum to 1 at T={T}", "normalise along the last axis (dim=-1)")
-    big, err = call_learner(fn, torch.tensor([[1000.0, 0.0]]), 1.0)
+    # rows of very different scale: a shift by the global maximum underflows the second row to 0 / 0
+    big_logits = torch.tensor([[1000.0, 0.0], [-1000.0, -1001.0]])
+    big, err = call_learner(fn, big_logits.clone(), 1.0)
     if err or not isinstance(big, torch.Tensor) or not torch.isfinite(big).all():
-        return Feedback(False, "right on ordinary logits, but logits of 1000 give NaN or inf",
-                        "subtract each row's maximum before exponentiating, or use torch.softmax")
+        return Feedback(False, "right on ordinary logits, but logits of ±1000 give NaN or inf",
+                        "subtract each row's own maximum before exponentiating: "
+                        "logits.max(dim=-1, keepdim=True).values (one maximum for the whole tensor is not enough)")
+    if not torch.allclose(big, soft_targets(big_logits, 1.0), atol=1e-5):
+        return Feedback(False, "wrong on logits of ±1000", "subtract each row's own maximum, then normalise each row")
     return Feedback(True, "matches softmax(logits / T) at T = 0.5, 1, 4 and 20, and is numerically stable.")
 
 

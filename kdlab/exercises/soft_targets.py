@@ -10,7 +10,7 @@ import torch
 from .checker import check_distillation_loss
 from .feedback import Feedback
 
-__all__ = ["check_kd_loss", "check_entropy_trend"]
+__all__ = ["check_kd_loss", "check_entropy_trend", "check_distillation_step"]
 
 
 def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> Feedback:
@@ -78,3 +78,141 @@ def check_entropy_trend(trend: str, limit: float, n_classes: int = 10) -> Feedba
                         "-Σ p log p")
     return Feedback(False, f"the trend is right, but the limit is not {limit}",
                     "as T → ∞ every z / T → 0, so the distribution becomes uniform; what is its entropy?")
+
+
+def _step_models(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A small student and a teacher with dropout, left in training mode as after its own training."""
+    from torch import nn
+
+    torch.manual_seed(seed)
+    teacher = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
+    student = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    return student, teacher.train()
+
+
+def _run_step(step: Callable, *, seed: int, stale_grad: bool) -> tuple[object, str | None, torch.nn.Module,
+                                                                        torch.nn.Module, bool]:
+    """Run ``step`` on fresh copies of the models and batch: the same weights, batch and dropout draws every time.
+
+    ``stale_grad`` leaves a gradient from an earlier step on the student (a missing ``zero_grad``
+    then shows). Also returns whether the teacher ran with autograd on.
+    """
+    from .feedback import call_learner
+
+    s, t = _step_models(seed)
+    graph = []
+    t.register_forward_hook(lambda module, inputs, output: graph.append(torch.is_grad_enabled()))
+    gen = torch.Generator().manual_seed(seed + 1)
+    x, y = torch.randn(16, 6, generator=gen), torch.randint(0, 4, (16,), generator=gen)
+    optimizer = torch.optim.SGD(s.parameters(), lr=0.5)  # SGD: unlike Adam's first step, it shows the loss's scale
+    if stale_grad:
+        for p in s.parameters():
+            p.grad = torch.full_like(p, 0.3)
+    torch.manual_seed(seed + 2)  # the teacher's dropout draws, if it is (wrongly) left in training mode
+    out, err = call_learner(step, s, t, optimizer, x, y, 4.0, 0.7)
+    return out, err, s, t, any(graph)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def check_distillation_step(step: Callable) -> Feedback:
+    """Check a learner's ``distillation_step(student, teacher, optimizer, x, y, T, alpha)``: one training step.
+
+    The step is run on copies of a small student and of a teacher with dropout (handed over in
+    training mode), on one batch with a gradient left over from an earlier step, and compared with
+    the reference step (:func:`kdlab.exercises.solutions.distillation_step`) on the same weights,
+    batch and random draws. The feedback names what differs: an error, a gradient flowing into the
+    teacher, the teacher left in training mode, a missing ``zero_grad``, no optimizer step, or a
+    different loss.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(student, teacher, optimizer, x, y, T, alpha)``: computes the teacher's logits (eval
+        mode, no gradient), the KD loss ``alpha * T² * KL + (1 - alpha) * CE``, and takes one
+        optimizer step; returns the loss (a number or a 0-d tensor).
+
+    Returns
+    -------
+    Feedback
+
+    Examples
+    --------
+    >>> from kdlab.exercises import solutions
+    >>> bool(check_distillation_step(solutions.distillation_step))
+    True
+    """
+    from .solutions import distillation_step as reference
+
+    if not callable(step):
+        return Feedback(False, f"expected a function, got {type(step).__name__}",
+                        "define distillation_step(student, teacher, optimizer, x, y, T, alpha)")
+    out, err, s, t, teacher_graph = _run_step(step, seed=0, stale_grad=True)
+    if err:
+        return Feedback(False, err, "compute teacher_logits under torch.no_grad(), then loss = kdlab.distillation_loss("
+                                    "student(x), teacher_logits, y, T, alpha); optimizer.zero_grad(); loss.backward(); "
+                                    "optimizer.step()")
+    if any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.parameters()):
+        return Feedback(False, "a gradient flowed into the teacher: its logits were computed with autograd on",
+                        "compute the teacher's logits inside `with torch.no_grad():` (the teacher is not trained)")
+    if teacher_graph:
+        return Feedback(False, "the teacher's forward pass ran with autograd on: it builds a graph (memory, time) "
+                               "that a loss which forgets to detach would send gradients into",
+                        "compute the teacher's logits inside `with torch.no_grad():` (the teacher is not trained)")
+    ref_out, _, ref_s, _, _ = _run_step(reference, seed=0, stale_grad=True)
+    if _same_weights(s, ref_s):
+        try:
+            loss_value = out.item() if isinstance(out, torch.Tensor) else float(out)
+        except (TypeError, ValueError):
+            return Feedback(False, f"the step is right, but it returned {out!r:.60} instead of the loss",
+                            "return the loss (loss.item() or the 0-d tensor)")
+        if not math.isclose(loss_value, float(ref_out), rel_tol=1e-4, abs_tol=1e-6):
+            return Feedback(False, f"the step is right, but the returned loss {loss_value:.4g} is not the loss that "
+                                   f"was minimised ({float(ref_out):.4g})", "return the loss you called backward() on")
+        return Feedback(True, "one distillation step, as kdlab.train takes it: the teacher in eval mode and without "
+                              "gradient, alpha · T² · KL + (1 − alpha) · CE, zero_grad, backward, step.")
+    start, _ = _step_models(0)
+    if _same_weights(s, start):
+        return Feedback(False, "the student's weights did not change", "call loss.backward() and then optimizer.step()")
+    train_mode_s = _run_step(reference_in_train_mode, seed=0, stale_grad=True)[2]
+    if t.training and _same_weights(s, train_mode_s):
+        return Feedback(False, "the teacher was left in training mode: its dropout changed the soft targets",
+                        "call teacher.eval() before computing its logits (kdlab.train does)")
+    stale_s = _run_step(reference_without_zero_grad, seed=0, stale_grad=True)[2]
+    if _same_weights(s, stale_s):
+        return Feedback(False, "the gradient of an earlier step was added to this one: optimizer.zero_grad() is missing",
+                        "call optimizer.zero_grad() before loss.backward()")
+    if t.training:
+        return Feedback(False, "the teacher was left in training mode (and the step differs from the reference)",
+                        "call teacher.eval() before computing its logits, then check your loss against exercise 1")
+    return Feedback(False, "the step updates the student differently from the reference: the loss is not "
+                           "alpha · T² · KL(teacher ‖ student at T) + (1 − alpha) · CE(student, y)",
+                    "use your kd_loss from exercise 1 (or kdlab.distillation_loss) on student(x) and the teacher's logits")
+
+
+def reference_in_train_mode(student, teacher, optimizer, x, y, T, alpha):
+    """The reference step with the teacher's dropout left on (to recognise that bug)."""
+    from ..losses import distillation_loss
+
+    with torch.no_grad():
+        teacher_logits = teacher(x)
+    optimizer.zero_grad()
+    loss = distillation_loss(student(x), teacher_logits, y, T, alpha)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def reference_without_zero_grad(student, teacher, optimizer, x, y, T, alpha):
+    """The reference step without ``zero_grad`` (to recognise that bug)."""
+    from ..losses import distillation_loss
+
+    teacher.eval()
+    with torch.no_grad():
+        teacher_logits = teacher(x)
+    loss = distillation_loss(student(x), teacher_logits, y, T, alpha)
+    loss.backward()
+    optimizer.step()
+    return loss.item()

@@ -13,8 +13,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["softmax_with_temperature", "solution", "freeze_all_but_head", "k_per_class_indices", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
-           "reverse_kl", "mode_seeking_beta", "completion_mask"]
+from ..losses import distillation_loss, hint_loss
+
+__all__ = ["softmax_with_temperature", "solution", "pseudo_label_loss", "mutual_loss", "kd_loss", "entropy_trend", "my_linear_cka", "regressor_parameters", "hint_step", "gradient_shrink_factor", "logit_matching_gradient", "fixed_kldivloss_loss", "my_distillation_loss",
+           "distillation_step", "reverse_kl", "mode_seeking_beta", "completion_mask", "dkd_loss", "agreement"]
 
 _SOLUTIONS: dict[str, Callable] = {}
 
@@ -40,22 +42,15 @@ def solution(name: str) -> None:
 
 
 @_solution
-def freeze_all_but_head(model: torch.nn.Module) -> torch.nn.Module:
-    for p in model.parameters():
-        p.requires_grad = False  # frozen: no gradient, so Adam leaves it unchanged
-    for p in model.head.parameters():
-        p.requires_grad = True
-    return model
+def pseudo_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(student_logits, teacher_logits.argmax(dim=1))  # the teacher's decisions, no soft targets
 
 
 @_solution
-def k_per_class_indices(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in y.unique():
-        idx = torch.nonzero(y == c).flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return torch.cat(picks)
+def mutual_loss(logits: torch.Tensor, peer_logits: torch.Tensor, targets: torch.Tensor, T: float,
+                weight: float) -> torch.Tensor:
+    kl = F.kl_div(F.log_softmax(logits / T, dim=1), F.softmax(peer_logits.detach() / T, dim=1), reduction="batchmean")
+    return F.cross_entropy(logits, targets) + weight * T**2 * kl  # the peer is a fixed target for this step
 
 
 @_solution
@@ -84,6 +79,20 @@ def my_linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
     a = a - a.mean(0)  # centre each feature over the examples
     b = b - b.mean(0)
     return float((b.T @ a).pow(2).sum() / ((a.T @ a).norm() * (b.T @ b).norm()))
+
+
+@_solution
+def hint_step(student, teacher, regressor, optimizer, x, y, T, alpha, weight):
+    # distillation_loss and hint_loss are kdlab.distillation_loss and kdlab.hint_loss
+    with torch.no_grad():  # the teacher only gives targets
+        teacher_logits, teacher_hint = teacher(x), teacher.features(x)[1]
+    feats = student.features(x)  # every block's output; the logits come from the last one
+    logits = student.head(feats[-1].flatten(1))
+    loss = distillation_loss(logits, teacher_logits, y, T, alpha) + weight * hint_loss(feats[1], teacher_hint, regressor)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 @_solution
@@ -146,3 +155,33 @@ def completion_mask(prompt_len: torch.Tensor, length: torch.Tensor, seq_len: int
     # position t reads symbol t and predicts symbol t + 1: the completion's first symbol is predicted
     # at t = prompt_len, </s> at t = length; the prompt before and the padding after do not count
     return (pos >= prompt_len[:, None]) & (pos <= length[:, None])
+
+
+@_solution
+def distillation_step(student: torch.nn.Module, teacher: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      x: torch.Tensor, y: torch.Tensor, T: float, alpha: float) -> float:
+    teacher.eval()                                   # dropout and batch norm in inference mode
+    with torch.no_grad():                            # the teacher is not trained: no graph, no gradient
+        teacher_logits = teacher(x)
+    student.train()
+    optimizer.zero_grad()                            # forget the previous step's gradient
+    loss = distillation_loss(student(x), teacher_logits, y, T, alpha)   # alpha·T²·KL + (1 − alpha)·CE
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@_solution
+def dkd_loss(student_logits, teacher_logits, targets, T, alpha, beta):
+    from kdlab.lessons.when_kd_works import dkd_parts
+
+    parts = dkd_parts(student_logits, teacher_logits, targets, T)  # per example: tckd, nckd, p_target
+    soft = (parts["tckd"] + beta * parts["nckd"]).mean()  # beta, not (1 - p_target), weights the non-target part
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T**2 * soft + (1 - alpha) * hard
+
+
+@_solution
+def agreement(student_logits, teacher_logits):
+    same = student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)  # top-1 class, row by row
+    return same.float().mean().item()

@@ -3,7 +3,9 @@
 ======================  ==============================================
 notebook                lesson module
 ======================  ==============================================
+00 Quick start          :mod:`kdlab.lessons.quickstart`
 01 Soft targets         :mod:`kdlab.lessons.soft_targets`
+02 Temperature, alpha   :mod:`kdlab.lessons.temperature`
 03 Feature hints        :mod:`kdlab.lessons.feature_hints`
 04 A new domain         :mod:`kdlab.lessons.new_domain`
 05 Pitfalls             :mod:`kdlab.lessons.pitfalls`

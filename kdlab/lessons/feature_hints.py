@@ -8,30 +8,34 @@ between them. Romero et al. train in **two stages**: (1) the hint loss alone tra
 lower part with the regressor; (2) ordinary KD trains the whole student. A common variant adds the
 two losses and trains once (**joint**).
 
-Here: :func:`fit_hints` (stage 1), :func:`train_fitnets` and :func:`train_joint`, the comparison
-of methods over seeds, and PCA views of hidden representations (:func:`project_2d`). The
+Every method here is :func:`kdlab.train` with a visible sum: the hint term is its ``extra_loss``
+(:class:`HintTerm`, with the regressor's parameters as ``extra_params``), and stage 1 is the same
+loop with a zero output loss (:func:`no_output_loss`). Also here: the comparison of methods over
+seeds at equal compute (:func:`compare_methods`), the CKA levels that need no learning
+(:func:`cka_baselines`) and PCA views of hidden representations (:func:`project_2d`). The
 notebook's widget is :class:`kdlab.widgets.HintExplorer`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._checks import check_alpha, check_choice, check_positive_int, check_temperature
-from ..features import capture_features, layer_features, regressor_for
+from ..features import layer_features, regressor_for
 from ..losses import hint_loss
 from ..metrics import _as_matrix, accuracy, linear_cka
-from ..models import predict_logits, single_thread
-from ..training import History, train
+from ..models import predict_logits
+from ..training import train
 
-__all__ = ["project_2d", "plot_projections", "HintHistory", "fit_hints", "HintedStudent", "FitNetsResult", "train_fitnets", "train_joint", "METHODS", "HintSetup", "run_method", "compare_methods", "paired_difference"]
+__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
 
 
 def project_2d(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,13 +91,17 @@ def plot_projections(panels: dict[str, torch.Tensor], labels: torch.Tensor, *, n
     return fig
 
 
-@dataclass
-class HintHistory:
-    """Stage 1 of FitNets, one entry per epoch: the mean hint loss on the training set."""
+def guided_features(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """The output of hidden block ``layer`` of a kdlab model, with gradients: blocks ``0..layer`` only.
 
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+    The part of the forward pass a hint loss needs (``model.features(x)[layer]`` without running
+    the blocks above it or the head).
+    """
+    layer = _block_index(model, layer, "student")
+    h = model._unflatten(x) if hasattr(model, "_unflatten") else x.flatten(1)
+    for block in model.blocks[: layer + 1]:
+        h = block(h)
+    return h
 
 
 def _block_index(model: nn.Module, layer: int, name: str) -> int:
@@ -106,252 +114,74 @@ def _block_index(model: nn.Module, layer: int, name: str) -> int:
     return layer
 
 
-def fit_hints(
-    student: nn.Module,
-    teacher: nn.Module,
-    x: torch.Tensor,
-    *,
-    student_layer: int,
-    teacher_layer: int,
-    regressor: nn.Module | None | str = "auto",
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 5e-3,
-    seed: int = 0,
-) -> tuple[nn.Module | None, HintHistory]:
-    """FitNets stage 1: train the student's lower part (blocks ``0..student_layer``) and the regressor
-    so that ``regressor(student guided layer)`` predicts the teacher's hint layer.
+class HintTerm:
+    """The FitNets hint term as ``kdlab.train``'s ``extra_loss``: ``weight * hint_loss(r(s), t)``.
 
-    Only those blocks and the regressor change; the student's upper blocks and head keep their
-    initial weights, and the teacher does not change. The targets need no labels.
-
-    This is a small loop of its own, not :func:`kdlab.train`: its loss is a regression on hidden
-    activations of a part of the network, not a loss on the logits.
+    ``s`` is the student's guided layer (block ``student_layer``) on the batch, ``t`` the teacher's
+    hint layer (block ``teacher_layer``) on the same rows of ``x``, computed once (the teacher does
+    not change), and ``r`` the regressor, trained with the student: pass :attr:`params` as
+    ``extra_params``. Use it without ``augment`` (the hints are those of the un-augmented rows).
 
     Parameters
     ----------
     student, teacher : kdlab models
-        ``features(x)[i]`` is the output of hidden block ``i``.
+        The student (used to size the regressor) and the trained teacher.
     x : torch.Tensor
-        Training inputs (labels are not used).
+        The training inputs that ``kdlab.train`` will batch (``batch_idx`` indexes them).
     student_layer, teacher_layer : int
-        Index of the guided layer (student) and of the hint layer (teacher).
+        The guided and the hint layer.
     regressor : nn.Module, None or "auto"
-        ``"auto"`` builds one with :func:`regressor_for`; ``None`` trains without one (only
-        possible when the shapes match).
-    epochs, batch_size, lr, seed
-        Adam's settings and the shuffling seed.
+        ``"auto"`` builds one with :func:`kdlab.features.regressor_for`; ``None`` compares the
+        layers directly (their shapes must match).
+    weight : float
+        The hint loss's weight in the sum.
+    seed : int
+        Seed of the regressor's initial weights.
 
-    Returns
-    -------
-    (regressor, HintHistory)
-    """
-    g = _block_index(student, student_layer, "student")
-    h = _block_index(teacher, teacher_layer, "teacher")
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    targets = layer_features(teacher, x, h)
-    if isinstance(regressor, str):
-        if regressor != "auto":
-            raise ValueError(f"regressor must be a module, None or 'auto', got {regressor!r}")
-        regressor = regressor_for(layer_features(student, x[:2], g), targets[:2], seed=seed)
-    hint_loss(layer_features(student, x[:2], g), targets[:2], regressor)  # shape errors now, not mid-loop
-    params = [p for block in student.blocks[: g + 1] for p in block.parameters()]
-    if regressor is not None:
-        params += list(regressor.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    history = HintHistory()
-    start = time.perf_counter()
-    student.train()
-    try:
-        with single_thread():  # as in kdlab.train: tiny models train faster on one thread
-            for epoch in range(1, epochs + 1):
-                perm = torch.randperm(len(x), generator=gen)
-                total = 0.0
-                for i in range(0, len(x), batch_size):
-                    idx = perm[i : i + batch_size]
-                    loss = hint_loss(student.features(x[idx])[g], targets[idx], regressor)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(idx)
-                history.epoch.append(epoch)
-                history.loss.append(total / len(x))
-    finally:
-        student.eval()
-        history.seconds = time.perf_counter() - start
-    return regressor, history
-
-
-class _AddLossGradient(torch.autograd.Function):
-    """Identity on ``logits`` whose backward also sends gradient ``weight`` into ``extra_loss``.
-
-    ``kdlab.train`` computes its loss from the logits only. Passing the logits through this
-    function makes ``loss.backward()`` behave as if the loss were ``loss + weight * extra_loss``
-    (the logits enter the training loss once, so backward reaches here exactly once per step).
+    Examples
+    --------
+    >>> import kdlab
+    >>> d = kdlab.load_dataset("mnist1d", n_samples=200)
+    >>> teacher = kdlab.make_model("cnn", d.input_shape, 10, widths=(16, 16))
+    >>> student = kdlab.make_model("cnn", d.input_shape, 10, widths=(4, 4))
+    >>> hint = HintTerm(student, teacher, d.x_train, student_layer=1, teacher_layer=1)
+    >>> h = kdlab.train(student, d.x_train, d.y_train, teacher=teacher, extra_loss=hint,
+    ...                 extra_params=hint.params, epochs=1, progress=False)
     """
 
-    @staticmethod
-    def forward(ctx, logits, extra_loss, weight):
-        ctx.weight = weight
-        return logits.clone()
-
-    @staticmethod
-    def backward(ctx, grad_logits):
-        return grad_logits, grad_logits.new_tensor(ctx.weight), None
-
-
-class HintedStudent(nn.Module):
-    """Wraps a student so that :func:`kdlab.train` trains it with a hint loss added to its own loss.
-
-    ``forward(x)`` returns the student's logits. In training mode (with gradients on) it also
-    computes ``hint_loss(regressor(student guided layer), teacher hint layer)`` and attaches it so
-    that backpropagation adds ``weight * hint_loss`` to the training loss (see
-    ``_AddLossGradient``). This is the "extra loss" hook that lets the joint variant reuse
-    kdlab's training loop instead of copying it. The loss ``kdlab.train`` reports is the KD part
-    only; the hint losses are in :attr:`hint_losses` (one per batch).
-
-    The teacher is kept outside the module's parameters, so the optimizer never sees it.
-    """
-
-    def __init__(self, student: nn.Module, teacher: nn.Module, student_layer: int, teacher_layer: int,
-                 regressor: nn.Module | None, weight: float, x_train: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.student = student
-        self.regressor = regressor
-        self._teacher = (teacher,)  # a tuple: not registered as a submodule
+    def __init__(self, student: nn.Module, teacher: nn.Module, x: torch.Tensor, *, student_layer: int,
+                 teacher_layer: int, regressor: nn.Module | None | str = "auto", weight: float = 1.0,
+                 seed: int = 0) -> None:
         self.student_layer = _block_index(student, student_layer, "student")
-        self.teacher_layer = _block_index(teacher, teacher_layer, "teacher")
+        _block_index(teacher, teacher_layer, "teacher")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"hint_weight must be a finite number >= 0, got {weight!r}")
+            raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
         self.weight = float(weight)
-        self.hint_losses: list[float] = []
-        # The teacher does not change: compute its hint layer once for the training set and look each
-        # batch's rows up (exact copies of rows of x_train); rows not found go through the teacher.
-        self._rows: dict[bytes, int] = {}
-        self._targets = None
-        if x_train is not None:
-            self._targets = layer_features(teacher, x_train, self.teacher_layer)
-            self._rows = {row.tobytes(): i for i, row in enumerate(x_train.detach().contiguous().numpy())}
-
-    def _teacher_hint(self, x: torch.Tensor) -> torch.Tensor:
-        if self._targets is not None:
-            idx = [self._rows.get(row.tobytes()) for row in x.detach().contiguous().numpy()]
-            if None not in idx:
-                return self._targets[idx]
-        teacher = self._teacher[0]
-        was_training = teacher.training
-        teacher.eval()
-        try:
-            with torch.no_grad():
-                return teacher.features(x)[self.teacher_layer]
-        finally:
-            teacher.train(was_training)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and torch.is_grad_enabled() and self.weight > 0):
-            return self.student(x)
-        with capture_features(self.student, self.student_layer) as feats:
-            logits = self.student(x)
-        loss = hint_loss(feats[self.student_layer], self._teacher_hint(x), self.regressor)
-        self.hint_losses.append(loss.item())
-        return _AddLossGradient.apply(logits, loss, self.weight)
-
-
-@dataclass
-class FitNetsResult:
-    """What :func:`train_fitnets` and :func:`train_joint` return."""
-
-    student: nn.Module
-    regressor: nn.Module | None
-    history: History
-    hint_history: HintHistory | None = None
-    hint_losses: list[float] = field(default_factory=list)
+        self.hints = layer_features(teacher, x, teacher_layer)
+        if isinstance(regressor, str):
+            if regressor != "auto":
+                raise ValueError(f"regressor must be a module, None or 'auto', got {regressor!r}")
+            regressor = regressor_for(layer_features(student, x[:2], student_layer), self.hints[:2], seed=seed)
+        hint_loss(layer_features(student, x[:2], student_layer), self.hints[:2], regressor)  # shape errors now
+        self.regressor = regressor
 
     @property
-    def final_accuracy(self) -> float | None:
-        return self.history.final_accuracy
+    def params(self) -> list[nn.Parameter]:
+        """The regressor's parameters (none without a regressor), for ``extra_params``."""
+        return [] if self.regressor is None else list(self.regressor.parameters())
+
+    def __call__(self, model: nn.Module, x_batch: torch.Tensor, batch_idx: torch.Tensor) -> torch.Tensor:
+        guided = guided_features(model, x_batch, self.student_layer)
+        return self.weight * hint_loss(guided, self.hints[batch_idx], self.regressor)
 
 
-def train_fitnets(
-    student: nn.Module,
-    teacher: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None,
-    *,
-    student_layer: int,
-    teacher_layer: int,
-    regressor: nn.Module | None | str = "auto",
-    hint_epochs: int = 10,
-    epochs: int = 20,
-    T: float = 4.0,
-    alpha: float = 0.9,
-    batch_size: int = 128,
-    lr: float = 5e-3,
-    seed: int = 0,
-    eval_set: tuple[torch.Tensor, torch.Tensor] | None = None,
-    callbacks=(),
-    progress: bool = True,
-) -> FitNetsResult:
-    """FitNets in two stages: :func:`fit_hints`, then KD of the whole student with :func:`kdlab.train`.
-
-    Stage 2 is ordinary distillation (``kdlab.distillation_loss`` at temperature ``T`` with weight
-    ``alpha``) starting from the hint-trained lower part; the regressor is discarded after stage 1
-    (it only served the hint). Keyword arguments as in :func:`fit_hints` and :func:`kdlab.train`.
-    """
-    regressor, hint_history = fit_hints(student, teacher, x, student_layer=student_layer, teacher_layer=teacher_layer,
-                                        regressor=regressor, epochs=hint_epochs, batch_size=batch_size, lr=lr,
-                                        seed=seed)
-    history = train(student, x, y, teacher=teacher, T=T, alpha=alpha, epochs=epochs, batch_size=batch_size, lr=lr,
-                    seed=seed, eval_set=eval_set, callbacks=callbacks, progress=progress, desc="hints, then KD")
-    return FitNetsResult(student, regressor, history, hint_history)
+def no_output_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
+                   targets: torch.Tensor | None, T: float, alpha: float) -> torch.Tensor:
+    """A ``loss_fn`` of zero: FitNets stage 1 trains on the hint term (``extra_loss``) alone."""
+    return student_logits.new_zeros(())
 
 
-def train_joint(
-    student: nn.Module,
-    teacher: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None,
-    *,
-    student_layer: int,
-    teacher_layer: int,
-    hint_weight: float = 1.0,
-    regressor: nn.Module | None | str = "auto",
-    epochs: int = 20,
-    T: float = 4.0,
-    alpha: float = 0.9,
-    batch_size: int = 128,
-    lr: float = 5e-3,
-    seed: int = 0,
-    eval_set: tuple[torch.Tensor, torch.Tensor] | None = None,
-    callbacks=(),
-    progress: bool = True,
-) -> FitNetsResult:
-    """Hints and KD together: ``kdlab.train`` on ``distillation_loss + hint_weight * hint_loss``.
-
-    One stage: the whole student and the regressor train on the sum from the start. The loop is
-    :func:`kdlab.train` itself, on a :class:`HintedStudent` wrapper that adds the hint term.
-    ``hint_weight=0`` is plain KD.
-    """
-    _block_index(student, student_layer, "student")
-    _block_index(teacher, teacher_layer, "teacher")
-    T = check_temperature(T)
-    alpha = check_alpha(alpha)
-    if isinstance(regressor, str):
-        if regressor != "auto":
-            raise ValueError(f"regressor must be a module, None or 'auto', got {regressor!r}")
-        probe = x[:2]
-        regressor = regressor_for(layer_features(student, probe, student_layer),
-                                  layer_features(teacher, probe, teacher_layer), seed=seed)
-    wrapped = HintedStudent(student, teacher, student_layer, teacher_layer, regressor, hint_weight, x_train=x)
-    history = train(wrapped, x, y, teacher=teacher, T=T, alpha=alpha, epochs=epochs, batch_size=batch_size, lr=lr,
-                    seed=seed, eval_set=eval_set, callbacks=callbacks, progress=progress, desc="hints + KD")
-    student.eval()
-    return FitNetsResult(student, regressor, history, None, wrapped.hint_losses)
-
-
-METHODS = ("scratch", "KD only", "hints, then KD", "hints + KD")
+METHODS = ("hard labels", "KD", "hints, then KD", "hints + KD")
 
 
 @dataclass
@@ -359,81 +189,190 @@ class HintSetup:
     """One experiment's settings: the data, the teacher, how to build a student, and training knobs.
 
     ``make_student(seed)`` returns a fresh student. ``student_layer``/``teacher_layer`` pick the
-    guided and the hint layer. KD runs at temperature ``T`` with soft-loss weight ``alpha``.
+    guided and the hint layer. Every method trains ``epochs`` epochs in all: "hints, then KD"
+    spends ``hint_epochs`` of them on stage 1 (equal compute). KD runs at temperature ``T``
+    with soft-loss weight ``alpha``; "hints + KD" adds ``hint_weight`` × the hint loss.
     """
 
     data: object
     teacher: nn.Module
-    make_student: object
+    make_student: Callable[[int], nn.Module]
     student_layer: int = 1
     teacher_layer: int = 1
-    epochs: int = 15
-    hint_epochs: int = 4
+    epochs: int = 60
+    hint_epochs: int = 10
     hint_weight: float = 1.0
-    T: float = 2.0
+    T: float = 4.0
     alpha: float = 0.5
     batch_size: int = 128
-    lr: float = 5e-3
+    lr: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.hint_epochs, "hint_epochs")
+        if self.hint_epochs >= self.epochs:
+            raise ValueError(f"hint_epochs must be smaller than epochs (stage 2 needs epochs), got "
+                             f"hint_epochs={self.hint_epochs}, epochs={self.epochs}")
+        check_temperature(self.T)
+        check_alpha(self.alpha)
 
 
 def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: float | None = None,
                student_layer: int | None = None, teacher_layer: int | None = None,
                regressor: nn.Module | None | str = "auto", callbacks=(), progress: bool = False) -> dict:
-    """Train one student with ``method`` (one of :data:`METHODS`) and measure it.
+    """Train one student with ``method`` (one of :data:`METHODS`) for ``setup.epochs`` epochs in all.
 
-    Returns a dict: ``method``, ``seed``, test ``accuracy``, ``cka`` (the linear CKA between the
-    student's guided layer and the teacher's hint layer on the test set) and the trained ``student``.
+    Every method is one or two :func:`kdlab.train` calls: "hints, then KD" is stage 1 (the hint
+    term alone, ``loss_fn=no_output_loss``; only the blocks up to the guided layer and the regressor
+    receive a gradient) for ``setup.hint_epochs`` epochs, then KD for the rest; "hints + KD" is KD
+    with the hint term as ``extra_loss``.
+
+    Returns
+    -------
+    dict
+        ``method``, ``seed``, test ``accuracy``, ``cka`` (linear CKA between the student's guided
+        layer and the teacher's hint layer on the test set), ``curve`` (test accuracy after each
+        epoch), ``interrupted`` and the trained ``student``.
     """
     check_choice(method, "method", METHODS)
     d = setup.data
     g = setup.student_layer if student_layer is None else student_layer
     h = setup.teacher_layer if teacher_layer is None else teacher_layer
-    weight = setup.hint_weight if hint_weight is None else hint_weight
     student = setup.make_student(seed)
-    common = dict(epochs=setup.epochs, batch_size=setup.batch_size, lr=setup.lr, seed=seed,
-                  eval_set=(d.x_test, d.y_test), callbacks=callbacks, progress=progress)
-    kd = dict(T=setup.T, alpha=setup.alpha)
-    if method == "scratch":
-        train(student, d.x_train, d.y_train, desc="scratch", **common)
-    elif method == "KD only":
-        train(student, d.x_train, d.y_train, teacher=setup.teacher, **kd, **common)
+    common = dict(batch_size=setup.batch_size, lr=setup.lr, seed=seed, eval_set=(d.x_test, d.y_test),
+                  callbacks=callbacks, progress=progress)
+    kd = dict(teacher=setup.teacher, T=setup.T, alpha=setup.alpha)
+
+    def hint(weight: float) -> HintTerm:
+        return HintTerm(student, setup.teacher, d.x_train, student_layer=g, teacher_layer=h, regressor=regressor,
+                        weight=weight, seed=seed)
+
+    if method == "hard labels":
+        runs = [train(student, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **common)]
+    elif method == "KD":
+        runs = [train(student, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **kd, **common)]
     elif method == "hints, then KD":
-        train_fitnets(student, setup.teacher, d.x_train, d.y_train, student_layer=g, teacher_layer=h,
-                      regressor=regressor, hint_epochs=setup.hint_epochs, **kd, **common)
+        term = hint(1.0)
+        runs = [train(student, d.x_train, d.y_train, loss_fn=no_output_loss, extra_loss=term, extra_params=term.params,
+                      epochs=setup.hint_epochs, desc="stage 1: hints", **common)]
+        if not runs[0].interrupted:
+            runs.append(train(student, d.x_train, d.y_train, epochs=setup.epochs - setup.hint_epochs,
+                              desc="stage 2: KD", **kd, **common))
     else:
-        train_joint(student, setup.teacher, d.x_train, d.y_train, student_layer=g, teacher_layer=h,
-                    hint_weight=weight, regressor=regressor, **kd, **common)
+        term = hint(setup.hint_weight if hint_weight is None else hint_weight)
+        runs = [train(student, d.x_train, d.y_train, extra_loss=term, extra_params=term.params,
+                      epochs=setup.epochs, desc=method, **kd, **common)]
     logits = predict_logits(student, d.x_test)
     cka = linear_cka(layer_features(student, d.x_test, g), layer_features(setup.teacher, d.x_test, h))
-    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka, "student": student}
+    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka,
+            "curve": [a for r in runs for a in r.eval_accuracy], "interrupted": any(r.interrupted for r in runs),
+            "student": student}
 
 
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
                     progress: bool = True) -> list[dict]:
-    """Run every method on every seed: one record per run (see :func:`run_method`).
+    """Run every method on every seed (paired: a seed gives each method the same initial weights
+    and data order): one record per finished run (see :func:`run_method`).
 
-    ``kdlab.metrics.summarize(records, by="method")`` turns them into a mean ± std table.
+    The stop button stops the whole comparison: the unfinished run is dropped, the finished ones
+    are returned. ``kdlab.compare.table(records, by="method")`` summarises them and
+    ``kdlab.compare.paired(by_seed(records, a, by="method"), by_seed(records, b, by="method"))``
+    compares two methods.
     """
     from tqdm.auto import tqdm
 
-    runs = [(m, s) for s in seeds for m in methods]
-    return [run_method(setup, m, s) for m, s in tqdm(runs, desc="students", disable=not progress, leave=False)]
+    records = []
+    for m, s in tqdm([(m, s) for s in seeds for m in methods], desc="students", disable=not progress, leave=False):
+        r = run_method(setup, m, s)
+        if r["interrupted"]:
+            warnings.warn(f"interrupted: kept the {len(records)} finished runs, dropped {m!r} on seed {s}",
+                          stacklevel=2)
+            break
+        records.append(r)
+    return records
 
 
-def paired_difference(records: Sequence[dict], a: str, b: str, metric: str = "accuracy") -> dict:
-    """Per-seed difference ``a - b`` of ``metric`` between two methods trained from the same seeds.
+def cka_baselines(make_student: Callable[[int], nn.Module], teacher: nn.Module, x: torch.Tensor, *,
+                  student_layer: int, teacher_layer: int, seeds: Sequence[int]) -> dict[str, list[float]]:
+    """Linear CKA levels that owe nothing to learning, to read a trained student's CKA against.
 
-    Seeds pair the runs (same initial weights, same data order), so the per-seed difference is a
-    sharper comparison than two separate means. Returns ``mean``, ``std`` (sample, 0 for one seed),
-    ``n`` (paired seeds) and ``wins`` (seeds where ``a`` is higher).
+    For each seed: independent Gaussian noise of the two layers' shapes; an *untrained* network of
+    the teacher's architecture (re-initialised with that seed) against the teacher; and the
+    untrained student ``make_student(seed)`` against the teacher. All on the inputs ``x``.
     """
-    by_seed = {}
-    for r in records:
-        if r["method"] in (a, b):
-            by_seed.setdefault(r["seed"], {})[r["method"]] = r[metric]
-    diffs = [v[a] - v[b] for v in by_seed.values() if a in v and b in v]
-    if not diffs:
-        raise ValueError(f"no seed has runs of both {a!r} and {b!r}")
-    d = np.asarray(diffs, dtype=float)
-    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-            "n": len(d), "wins": int((d > 0).sum())}
+    t_feats = layer_features(teacher, x, teacher_layer)
+    s_width = layer_features(make_student(seeds[0]), x[:1], student_layer)[0].numel()
+    out: dict[str, list[float]] = {"independent Gaussian noise": [], "untrained teacher architecture": [],
+                                   "student at initialisation": []}
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(seed)
+        out["independent Gaussian noise"].append(
+            linear_cka(torch.randn(len(x), s_width, generator=gen), torch.randn(len(x), t_feats[0].numel(), generator=gen)))
+        untrained = copy.deepcopy(teacher)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for module in untrained.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        out["untrained teacher architecture"].append(linear_cka(layer_features(untrained, x, teacher_layer), t_feats))
+        out["student at initialisation"].append(linear_cka(layer_features(make_student(seed), x, student_layer), t_feats))
+    return out
+
+
+def plot_curves(records: Sequence[dict], *, hint_epochs: int | None = None, title: str = "Test accuracy while training"):
+    """Each method's test accuracy after every epoch: the mean over seeds and a band of ±1 std.
+
+    Shows whether training has flattened. ``hint_epochs`` marks the end of stage 1 of
+    "hints, then KD" (its accuracy there is that of an untrained head). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..plots import OKABE_ITO
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    for i, m in enumerate(methods):
+        curves = np.array([r["curve"] for r in records if r["method"] == m])
+        mean, std = curves.mean(0), curves.std(0)
+        epochs = np.arange(1, curves.shape[1] + 1)
+        color = OKABE_ITO[(i + 1) % len(OKABE_ITO)]
+        ax.plot(epochs, mean, color=color, lw=2, label=f"{m} ({len(curves)} seeds)")
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    if hint_epochs:
+        ax.axvline(hint_epochs + 0.5, color="grey", ls="--", lw=1, label="end of stage 1 (hints only)")
+    ax.set_xlabel("epoch (every method: the same total)")
+    ax.set_ylabel("test accuracy (mean, band: ±1 std)")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_cka(students: dict[str, nn.Module], teacher: nn.Module, x: torch.Tensor,
+                   title: str = "Linear CKA, every student block against every teacher block"):
+    """One heat map per student: linear CKA between each of its hidden blocks and each of the teacher's.
+
+    A static view of what the hint explorer varies (which pair of layers to connect). Returns the
+    Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    t_feats = [layer_features(teacher, x, j) for j in range(len(teacher.blocks))]
+    k = len(students)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 0.8, 3.4), squeeze=False)
+    for ax, (name, student) in zip(axes[0], students.items()):
+        grid = np.array([[linear_cka(layer_features(student, x, i), t) for t in t_feats]
+                         for i in range(len(student.blocks))])
+        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+        for (i, j), v in np.ndenumerate(grid):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="small",
+                    color="black" if v > 0.6 else "white")
+        ax.set_xticks(range(len(t_feats)))
+        ax.set_yticks(range(len(student.blocks)))
+        ax.set_xlabel("teacher block")
+        ax.set_ylabel("student block")
+        ax.set_title(name, fontsize="medium")
+    fig.colorbar(im, ax=axes[0].tolist(), label="linear CKA", shrink=0.85)
+    fig.suptitle(title)
+    return fig

@@ -6,10 +6,12 @@ real code. They exist to be compared with the correct loss, side by side; never 
 :data:`BUGS` names them all, each with a one-line description.
 
 The measurements: :func:`loss_and_gradient` (value and gradient size at one batch),
-:func:`gradient_scale_vs_T`, :func:`train_with_loss` (a minimal training loop that takes any loss
-function, the only way to train with a buggy loss, since :func:`kdlab.train` always uses the right
-one), :func:`compare_losses` (student accuracy after the same training, over several seeds),
-:func:`teacher_dropout_noise`, :func:`saved_activation_bytes` and :func:`copy_teacher_weights`.
+:func:`gradient_scale_vs_T`, :func:`compare_losses` (every loss trained with one :class:`Recipe`
+on the same seeds, as one batched run: ``kdlab.train``'s ``loss_fn``, batched), :func:`versus`
+(each loss against the correct one, paired, with :mod:`kdlab.compare`'s verdict),
+:func:`training_error` (the losses ``kdlab.train`` refuses), :func:`teacher_in_the_graph` (bug 4b,
+through ``kdlab.train``'s ``extra_loss``), :func:`teacher_dropout_noise`,
+:func:`saved_activation_bytes` and :func:`copy_teacher_weights`.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_alpha, check_choice, check_positive_int, check_temperature
+from .._checks import check_alpha, check_positive_int, check_temperature
+from ..compare import Paired, by_seed, paired
 from ..data import Dataset
 from ..metrics import accuracy, mean_kl
-from ..models import predict_logits, single_thread
+from ..models import predict_logits
+from ..training import LossFn, train
 
-__all__ = ["LossFn", "kd_loss_kldivloss_default_mean", "kd_loss_probabilities_as_input", "kd_loss_log_target_missing", "kd_loss_no_t_squared", "kd_loss_teacher_not_detached", "kd_loss_softmax_before_ce", "kd_loss_student_T_only", "kd_loss_teacher_T_only", "kd_loss_reverse_kl", "kd_loss_alpha_swapped", "claim2_loss", "claim4_loss", "claim6_loss", "Bug", "BUGS", "caught_warnings", "loss_and_gradient", "gradient_scale_vs_T", "TrainResult", "train_with_loss", "compare_losses", "teacher_dropout_noise", "saved_activation_bytes", "copy_teacher_weights", "loss_table", "training_table", "plot_symptoms", "difference"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+__all__ = ["LossFn", "kd_loss_kldivloss_default_mean", "kd_loss_probabilities_as_input", "kd_loss_log_target_missing", "kd_loss_no_t_squared", "kd_loss_teacher_not_detached", "kd_loss_softmax_before_ce", "kd_loss_student_T_only", "kd_loss_teacher_T_only", "kd_loss_reverse_kl", "kd_loss_alpha_swapped", "claim2_loss", "claim4_loss", "claim6_loss", "Bug", "BUGS", "caught_warnings", "loss_and_gradient", "gradient_scale_vs_T", "Recipe", "compare_losses", "versus", "teacher_in_the_graph", "training_error", "teacher_dropout_noise", "saved_activation_bytes", "copy_teacher_weights", "loss_table"]
 
 
 def kd_loss_kldivloss_default_mean(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, T: float,
@@ -212,145 +214,122 @@ def gradient_scale_vs_T(loss_fns: Mapping[str, LossFn], student_logits: torch.Te
     return out
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train_with_loss` measured."""
+@dataclass(frozen=True)
+class Recipe:
+    """The one training recipe every loss is trained with (Adam; MLP students of ``widths``)."""
 
-    accuracy: float                 # student's test accuracy after training
-    kl_to_teacher: float            # mean KL(teacher || student) at T on the test set
-    max_abs_logit: float            # largest |logit| of the student on the test set
-    n_predicted_classes: int        # how many different classes the student predicts on the test set
-    losses: list[float]             # mean training loss per epoch (may be NaN for a buggy loss)
-    teacher_accuracy_before: float
-    teacher_accuracy_after: float
-    teacher_weight_change: float    # norm of (teacher parameters after − before)
+    T: float = 4.0
+    alpha: float = 0.9
+    epochs: int = 60
+    lr: float = 1e-2
+    batch_size: int = 64
+    widths: tuple[int, ...] = (64,)
+
+    def __post_init__(self) -> None:
+        check_temperature(self.T)
+        check_alpha(self.alpha)
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
 
 
-def train_with_loss(
-    model: nn.Module,
-    data: Dataset,
-    loss_fn: LossFn,
-    teacher: nn.Module,
-    *,
-    T: float = 4.0,
-    alpha: float = 0.9,
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    seed: int = 0,
-    teacher_mode: str = "eval",
-    teacher_no_grad: bool = True,
-    teacher_in_optimizer: bool = False,
-) -> TrainResult:
-    """Distil ``teacher`` into ``model`` with any loss ``loss_fn(s, t, y, T, alpha)``.
+def compare_losses(losses: Mapping[str, LossFn | None], data: Dataset, teacher: nn.Module, seeds: Sequence[int],
+                   recipe: Recipe = Recipe(), *, alphas: Mapping[str, float] | None = None) -> list[dict]:
+    """Train one student per loss and seed, paired, as one batched run (:func:`kdlab.sweep.train_batched`).
 
-    The minimal loop :func:`kdlab.train` runs, except that the loss is a parameter and the
-    classic teacher-handling mistakes can be switched on. Use :func:`kdlab.train` for real work.
-    The teacher is deep-copied first: the caller's teacher is never changed.
+    Every loss trains the same initial students on the same batches with the same ``recipe``; a
+    loss of ``None`` is :func:`kdlab.distillation_loss` itself. ``alphas`` overrides ``recipe.alpha``
+    for some losses (``0`` trains the hard term alone).
 
-    Parameters
-    ----------
-    model, data, loss_fn, teacher
-        Student (trained in place), data set, loss, trained teacher.
-    T, alpha, epochs, batch_size, lr, seed
-        As in :func:`kdlab.train` (Adam; ``seed`` fixes shuffling and dropout).
-    teacher_mode : {"eval", "train"}
-        ``"train"`` is the bug of leaving the teacher in training mode: its dropout is active, so
-        every batch's targets carry fresh noise.
-    teacher_no_grad : bool
-        ``False`` runs the teacher's forward pass with gradients (its graph is kept each step).
-    teacher_in_optimizer : bool
-        ``True`` puts the teacher's parameters in the optimizer too: with a loss that does not
-        detach the teacher, the teacher drifts.
+    Returns
+    -------
+    list of dict
+        One record per run: ``loss`` (the name), ``seed``, test ``accuracy`` and ``kl_to_teacher``
+        (mean KL(teacher ‖ student) at ``recipe.T`` on the test set), ready for
+        :func:`kdlab.compare.table` and :func:`kdlab.compare.by_seed` (``by="loss"``).
+
+    Raises
+    ------
+    ValueError
+        When a loss is NaN or sends the student no gradient: :func:`kdlab.train`'s checks, which
+        stop such a loss at its first step.
     """
-    if not isinstance(model, nn.Module) or not isinstance(teacher, nn.Module):
-        raise TypeError("model and teacher must be torch.nn.Module instances, got "
-                        f"{type(model).__name__} and {type(teacher).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a function loss(s, t, y, T, alpha), got {type(loss_fn).__name__}")
-    T, alpha = check_temperature(T), check_alpha(alpha)
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    check_choice(teacher_mode, "teacher_mode", ["eval", "train"])
-    original_teacher, teacher = teacher, copy.deepcopy(teacher)
-    before = [p.detach().clone() for p in teacher.parameters()]
-    acc_before = accuracy(predict_logits(teacher, data.x_test), data.y_test)
-    params = list(model.parameters()) + (list(teacher.parameters()) if teacher_in_optimizer else [])
-    optimizer = torch.optim.Adam(params, lr=lr)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    x, y = data.x_train, data.y_train
-    # As kdlab.train does: a teacher in eval mode without gradients gives fixed targets, computed once.
-    cached = predict_logits(teacher, x) if (teacher_mode == "eval" and teacher_no_grad) else None
-    losses = []
-    with warnings.catch_warnings(), single_thread():
-        warnings.simplefilter("ignore")  # nn.KLDivLoss()'s warning: shown once in the notebook instead
-        for _ in range(epochs):
-            model.train()
-            teacher.train(teacher_mode == "train")
-            perm = torch.randperm(len(x), generator=gen)
-            total = 0.0
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                if cached is not None:
-                    t_logits = cached[idx]
-                else:
-                    with torch.set_grad_enabled(not teacher_no_grad):
-                        t_logits = teacher(x[idx])
-                loss = loss_fn(model(x[idx]), t_logits, y[idx], T, alpha)
-                optimizer.zero_grad(set_to_none=True)
-                if loss.requires_grad:
-                    loss.backward()
-                    optimizer.step()
-                total += loss.item() * len(idx)
-            losses.append(total / len(x))
-    model.eval()
-    teacher.eval()
-    change = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(teacher.parameters(), before)))
-    s_test = predict_logits(model, data.x_test)
-    return TrainResult(
-        accuracy=accuracy(s_test, data.y_test),
-        kl_to_teacher=mean_kl(s_test, predict_logits(original_teacher, data.x_test), T),
-        max_abs_logit=float(s_test.abs().max()),
-        n_predicted_classes=int(s_test.argmax(1).unique().numel()),
-        losses=losses,
-        teacher_accuracy_before=acc_before,
-        teacher_accuracy_after=accuracy(predict_logits(teacher, data.x_test), data.y_test),
-        teacher_weight_change=float(change),
-    )
+    from ..sweep import Method, train_batched
 
-
-def compare_losses(
-    losses: Mapping[str, LossFn],
-    data: Dataset,
-    teacher: nn.Module,
-    make_student: Callable[[int], nn.Module],
-    *,
-    seeds: Sequence[int] = (0, 1, 2),
-    **train_kwargs: object,
-) -> dict[str, dict[str, float]]:
-    """Student accuracy after the same training with each loss, over several seeds.
-
-    ``make_student(seed)`` builds a fresh student; each loss trains the same initial students on
-    the same batches. Returns ``{name: {"mean", "std", "kl_to_teacher", "kl_std", "final_loss"}}``:
-    test accuracy and mean KL(teacher ‖ student) at T, each averaged over seeds with its standard
-    deviation (0 for a single seed); ``final_loss`` is the last epoch's mean training loss of the
-    first seed (NaN for a loss that gives NaN).
-    """
     if not seeds:
         raise ValueError("seeds must name at least one seed, got an empty sequence")
-    table: dict[str, dict[str, float]] = {}
-    for name, fn in losses.items():
-        runs = [train_with_loss(make_student(seed), data, fn, teacher, seed=seed, **train_kwargs) for seed in seeds]
-        accs = [r.accuracy for r in runs]
-        kls = [r.kl_to_teacher for r in runs]
-        table[name] = {
-            "mean": statistics.fmean(accs),
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "kl_to_teacher": statistics.fmean(kls),
-            "kl_std": statistics.stdev(kls) if len(kls) > 1 else 0.0,
-            "final_loss": runs[0].losses[-1],
-        }
-    return table
+    alphas = dict(alphas or {})
+    methods = [Method(name, T=recipe.T, alpha=alphas.get(name, recipe.alpha), loss_fn=fn) for name, fn in losses.items()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nn.KLDivLoss()'s warning: shown once in the notebook instead
+        result = train_batched(data.x_train, data.y_train, methods=methods, seeds=seeds, teacher=teacher,
+                               widths=recipe.widths, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
+                               eval_sets={"test": (data.x_test, data.y_test)})
+    if result.interrupted:
+        raise KeyboardInterrupt("compare_losses was interrupted: no run finished")
+    t_test = predict_logits(teacher, data.x_test)
+    records = []
+    for run, (name, seed) in enumerate(zip(result.method, result.seed)):
+        s_test = predict_logits(result.model.to_model(run), data.x_test)
+        records.append({"loss": str(name), "seed": int(seed), "accuracy": accuracy(s_test, data.y_test),
+                        "kl_to_teacher": mean_kl(s_test, t_test, recipe.T)})
+    return records
+
+
+def versus(records: Sequence[Mapping], reference: str, metric: str = "accuracy") -> dict[str, Paired]:
+    """Every loss against ``reference``, paired by seed (:func:`kdlab.compare.paired`): ``{name: Paired}``.
+
+    For ``metric="kl_to_teacher"`` lower is better.
+    """
+    names = list(dict.fromkeys(r["loss"] for r in records))
+    ref = by_seed(records, reference, metric, by="loss")
+    return {name: paired(by_seed(records, name, metric, by="loss"), ref,
+                         higher_is_better=metric != "kl_to_teacher") for name in names if name != reference}
+
+
+def teacher_in_the_graph(student: nn.Module, teacher: nn.Module, data: Dataset, loss_fn: LossFn, *,
+                         recipe: Recipe = Recipe(), epochs: int = 5, seed: int = 0) -> dict[str, float]:
+    """Bug 4b: the teacher's forward pass inside the training step, its parameters in the optimizer.
+
+    :func:`kdlab.train` with the step written out as its ``extra_loss``: the teacher (a copy; the
+    caller's is never changed) runs with gradients on each batch, and its parameters go to Adam as
+    ``extra_params`` (as when both models sit in one wrapper module). A loss that detaches the
+    teacher leaves it as it was; one that does not trains it towards the student.
+
+    Returns ``{"teacher_accuracy_before", "teacher_accuracy_after", "teacher_weight_change"}``.
+    """
+    teacher = copy.deepcopy(teacher).eval()
+    before = [p.detach().clone() for p in teacher.parameters()]
+    acc_before = accuracy(predict_logits(teacher, data.x_test), data.y_test)
+    y = data.y_train
+
+    def step(model: nn.Module, x_batch: torch.Tensor, batch_idx: torch.Tensor) -> torch.Tensor:
+        return loss_fn(model(x_batch), teacher(x_batch), y[batch_idx], recipe.T, recipe.alpha)
+
+    def no_loss(s, t, targets, T, alpha):
+        return s.new_zeros(())
+
+    train(student, data.x_train, y, loss_fn=no_loss, extra_loss=step, extra_params=list(teacher.parameters()),
+          epochs=epochs, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, progress=False)
+    change = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(teacher.parameters(), before)))
+    return {"teacher_accuracy_before": acc_before,
+            "teacher_accuracy_after": accuracy(predict_logits(teacher, data.x_test), data.y_test),
+            "teacher_weight_change": float(change)}
+
+
+def training_error(loss_fn: LossFn, data: Dataset, teacher: nn.Module, make_student: Callable[[int], nn.Module],
+                   recipe: Recipe = Recipe(), seed: int = 0) -> str | None:
+    """The error :func:`kdlab.train` stops a loss with (a NaN loss, no gradient), or ``None`` if it trains.
+
+    Trains one epoch: a plain loop without these checks would step on silently.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train(make_student(seed), data.x_train, data.y_train, teacher=teacher, T=recipe.T, alpha=recipe.alpha,
+                  loss_fn=loss_fn, epochs=1, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, progress=False)
+    except ValueError as err:
+        return f"ValueError: {err}"
+    return None
 
 
 def teacher_dropout_noise(teacher: nn.Module, x: torch.Tensor, T: float = 4.0, repeats: int = 5,
@@ -420,75 +399,3 @@ def loss_table(losses: Mapping[str, LossFn], student_logits: torch.Tensor, teach
     rows = {name: loss_and_gradient(fn, student_logits, teacher_logits, targets, T, alpha)
             for name, fn in losses.items()}
     return pd.DataFrame(rows).T.round(digits).rename_axis("loss")
-
-
-def training_table(results: Mapping[str, Mapping[str, float]], digits: int = 3):
-    """:func:`compare_losses`'s result as a DataFrame: accuracy and KL to the teacher, mean ± std."""
-    import pandas as pd
-
-    return pd.DataFrame({
-        name: {
-            "accuracy": f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}",
-            "KL to teacher": f"{r['kl_to_teacher']:.{digits}f} ± {r['kl_std']:.{digits}f}",
-            "last training loss": f"{r['final_loss']:.{digits}f}",
-        }
-        for name, r in results.items()
-    }).T.rename_axis("loss")
-
-
-def plot_symptoms(results: Mapping[str, Mapping[str, float]], *, reference: str | None = None,
-                  metric: str = "mean", title: str | None = None, ax=None):
-    """Horizontal bars, one per loss, of :func:`compare_losses`'s results (mean ± std over seeds).
-
-    ``metric="mean"`` plots test accuracy; ``metric="kl_to_teacher"`` the student's mean KL divergence
-    to the teacher at T, on a log scale (lower is closer to the teacher). ``reference`` names the
-    correct loss: its bar is green and a dashed line marks its value.
-    """
-    import matplotlib.pyplot as plt
-
-    from ..plots import OKABE_ITO
-
-    std_key = {"mean": "std", "kl_to_teacher": "kl_std"}.get(metric)
-    if std_key is None:
-        raise ValueError(f"metric must be 'mean' (accuracy) or 'kl_to_teacher', got {metric!r}")
-    names = list(results)
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
-    values = [results[n][metric] for n in names]
-    errors = [results[n][std_key] for n in names]
-    colours = [OKABE_ITO[2] if n == reference else OKABE_ITO[3] for n in names]
-    ax.barh(names, values, xerr=errors, color=colours, capsize=3)
-    if reference is not None:
-        ax.axvline(results[reference][metric], color="k", ls="--", lw=1, label=f"{reference}")
-        ax.legend(loc="best", fontsize="small")
-    if not ax.yaxis_inverted():  # first loss on top (axes sharing y are inverted once)
-        ax.invert_yaxis()
-    if metric == "mean":
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("test accuracy (mean ± std over seeds)")
-    else:
-        ax.set_xscale("log")
-        ax.set_xlabel("KL(teacher ‖ student) at T on the test set (log scale; lower = closer)")
-    ax.set_ylabel("loss used for training")
-    ax.set_title(title or ("Student accuracy after the same training" if metric == "mean"
-                           else "Distance to the teacher after the same training"))
-    fig.tight_layout()
-    return fig
-
-
-def difference(result: Mapping[str, float], reference: Mapping[str, float], key: str = "mean") -> str:
-    """Describe ``result[key] - reference[key]`` against the seed-to-seed spread, in words.
-
-    ``key`` is ``"mean"`` (accuracy) or ``"kl_to_teacher"``; the spread is the larger of the two
-    standard deviations (``"std"`` or ``"kl_std"``). Differences within two spreads are called
-    "within the seed-to-seed spread": not evidence of an effect.
-    """
-    std_key = {"mean": "std", "kl_to_teacher": "kl_std"}.get(key)
-    if std_key is None:
-        raise ValueError(f"key must be 'mean' or 'kl_to_teacher', got {key!r}")
-    diff = result[key] - reference[key]
-    spread = max(result[std_key], reference[std_key])
-    if spread == 0:
-        return f"{diff:+.3f} (a single seed: no spread to judge it by)"
-    if abs(diff) <= 2 * spread or abs(diff) < 0.005:
-        return f"{diff:+.3f}, within the seed-to-seed spread"
-    return f"{diff:+.3f}, {'higher' if diff > 0 else 'lower'} by more than twice the seed-to-seed spread"

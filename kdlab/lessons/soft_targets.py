@@ -9,7 +9,6 @@ What a teacher's full distribution holds beyond its answer (:func:`find_lookalik
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,14 +26,15 @@ from .._checks import (
     check_targets,
     check_temperature,
 )
+from ..compare import Paired, Summary, summary
 from ..data import Dataset
 from ..losses import soft_targets
 from ..metrics import accuracy, entropy
-from ..models import make_model, predict_logits, single_thread
+from ..models import predict_logits
 from ..plots import OKABE_ITO, ROLE_COLORS, plot_distributions
-from ..training import train
+from ..sweep import Method, SweepResult, train_batched
 
-__all__ = ["HARD", "find_lookalikes", "class_similarity", "plot_class_similarity", "dark_knowledge", "plot_examples", "FractionResult", "label_fraction_experiment", "bias_shift_for_frequency", "choose_bias_shift", "OmittedClassResult", "hold_out_inputs", "omitted_class_experiment"]
+__all__ = ["HARD", "find_lookalikes", "class_similarity", "plot_class_similarity", "dark_knowledge", "plot_examples", "FractionResult", "label_fraction_experiment", "probability_mse_loss", "bias_shift_for_frequency", "choose_bias_shift", "OmittedClassResult", "hold_out_inputs", "omitted_class_experiment"]
 
 HARD = "hard labels"
 
@@ -211,76 +211,89 @@ def _epochs_for(n: int, batch_size: int, steps: int) -> int:
 
 @dataclass
 class FractionResult:
-    """The runs of :func:`label_fraction_experiment`: one record per (fraction, method, seed)."""
+    """The runs of :func:`label_fraction_experiment`: one batched run (methods x seeds) per fraction."""
 
-    records: list[dict]
+    results: dict[float, SweepResult]
+    n_labels: dict[float, int]
     teacher_accuracy: float
-    fractions: list[float]
     methods: list[str]
     seconds: float = 0.0
 
+    @property
+    def fractions(self) -> list[float]:
+        """The fractions that finished (an interrupt drops the unfinished one)."""
+        return list(self.results)
+
+    @property
+    def records(self) -> list[dict]:
+        """One dict per run: fraction, n_labels, method, seed, test accuracy."""
+        return [{"fraction": f, "n_labels": self.n_labels[f], **{k: r[k] for k in ("method", "seed", "accuracy")}}
+                for f, res in self.results.items() for r in res.records("test")]
+
+    def _result(self, fraction: float) -> SweepResult:
+        if fraction not in self.results:
+            raise ValueError(f"no runs for fraction={fraction!r}; fractions: {self.fractions}")
+        return self.results[fraction]
+
+    def stats(self, fraction: float, method: str) -> Summary:
+        """Test accuracy over seeds for one fraction and method (:func:`kdlab.compare.summary`)."""
+        res = self._result(fraction)
+        if method not in self.methods:
+            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
+        return summary(res.accuracy["test"][res.method == method])
+
+    def paired(self, fraction: float, method: str, against: str = HARD) -> Paired:
+        """``method`` − ``against`` on the same seeds at one fraction (:func:`kdlab.compare.paired`)."""
+        return self._result(fraction).paired(method, against, "test")
+
     def summary(self) -> "pandas.DataFrame":  # noqa: F821
-        """Mean and standard deviation (over seeds) of test accuracy, per fraction and method."""
+        """Per fraction and method: labelled examples, n, mean test accuracy and its 95% CI half-width (±)."""
         import pandas as pd
 
-        df = pd.DataFrame(self.records)
-        table = df.groupby(["fraction", "method"], sort=False)["accuracy"].agg(
-            mean="mean", std=lambda a: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0)
-        labels = df.groupby(["fraction", "method"], sort=False)["n_labels"].first()
-        table.insert(0, "labelled examples", labels)
-        return table.round(3)
-
-    def stats(self, fraction: float, method: str) -> tuple[float, float]:
-        """(mean, std) of test accuracy over seeds for one fraction and method."""
-        accs = [r["accuracy"] for r in self.records if r["fraction"] == fraction and r["method"] == method]
-        if not accs:
-            raise ValueError(f"no runs for fraction={fraction!r}, method={method!r}; fractions: {self.fractions}, "
-                             f"methods: {self.methods}")
-        return statistics.mean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)
+        rows = {}
+        for f in self.fractions:
+            for m in self.methods:
+                s = self.stats(f, m)
+                rows[(f, m)] = {"labelled examples": self.n_labels[f], "n": s.n, "mean": s.mean,
+                                "±": math.nan if s.half_width is None else s.half_width}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index = pd.MultiIndex.from_tuples(out.index, names=["fraction", "method"])
+        return out.round(3)
 
     def plot(self, ax: plt.Axes | None = None) -> Figure:
-        """Test accuracy against the fraction of training labels, mean ± std over seeds, one line per method."""
+        """Test accuracy against the fraction of training labels, mean and 95% CI over seeds, one line per method."""
         fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
         colors = {HARD: ROLE_COLORS["student (hard labels)"]}
         others = [c for c in OKABE_ITO if c not in (colors[HARD], ROLE_COLORS["teacher"])]
+        fr = self.fractions
         for i, method in enumerate(self.methods):
-            stats = [self.stats(f, method) for f in self.fractions]
+            stats = [self.stats(f, method) for f in fr]
             color = colors.get(method, ROLE_COLORS["student (distilled)"] if i == len(self.methods) - 1
                                else others[(i + 1) % len(others)])
-            ax.errorbar([100 * f for f in self.fractions], [m for m, _ in stats], yerr=[s for _, s in stats],
+            ax.errorbar([100 * f for f in fr], [s.mean for s in stats], yerr=[s.half_width or 0.0 for s in stats],
                         marker="o", capsize=4, lw=2, label=f"student, {method}", color=color)
-        ax.axhline(self.teacher_accuracy, color=ROLE_COLORS["teacher"], ls="--",
-                   label="teacher (all labels)")
+        ax.axhline(self.teacher_accuracy, color=ROLE_COLORS["teacher"], ls="--", label="teacher (all labels; 1 run)")
         ax.set_xscale("log")
-        ax.set_xticks([100 * f for f in self.fractions], [f"{100 * f:g}%" for f in self.fractions])
+        ax.set_xticks([100 * f for f in fr], [f"{100 * f:g}%" for f in fr])
         ax.set_xlabel("fraction of the training set used to train the student (log scale)")
         ax.set_ylabel("test accuracy")
-        n_seeds = len({r["seed"] for r in self.records})
-        ax.set_title(f"Hard labels vs the teacher's soft targets (mean ± std over {n_seeds} seeds)")
+        n_seeds = self.stats(fr[0], self.methods[0]).n
+        ax.set_title(f"Hard labels vs the teacher's soft targets (mean and 95% CI over {n_seeds} seeds)")
         ax.legend(loc="lower right", fontsize="small")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         return fig
 
     def describe(self, soft_method: str | None = None) -> str:
-        """Sentences, computed from the runs, saying where soft targets beat hard labels and where not.
-
-        A difference counts as real when it exceeds the larger of the two standard deviations.
-        """
+        """Sentences, computed from the runs: soft targets − hard labels per fraction, with the verdict of
+        :func:`kdlab.compare.paired`."""
         soft_method = soft_method or self.methods[-1]
         lines = []
         for f in self.fractions:
-            (mh, sh), (ms, ss) = self.stats(f, HARD), self.stats(f, soft_method)
-            diff = ms - mh
-            if abs(diff) <= max(sh, ss):
-                verdict = "no clear difference (within one std)"
-            elif diff > 0:
-                verdict = f"soft targets better by {diff:.3f}"
-            else:
-                verdict = f"soft targets WORSE by {-diff:.3f}"
-            n = next(r["n_labels"] for r in self.records if r["fraction"] == f)
-            lines.append(f"- {100 * f:g}% of the data ({n} examples): hard {mh:.3f} ± {sh:.3f}, "
-                         f"{soft_method} {ms:.3f} ± {ss:.3f}: {verdict}.")
+            d = self.paired(f, soft_method)
+            lines.append(f"- {100 * f:g}% of the data ({self.n_labels[f]} examples): hard labels "
+                         f"{self.stats(f, HARD).mean:.3f}, {soft_method} {self.stats(f, soft_method).mean:.3f}; "
+                         f"difference {d}.")
         return "\n".join(lines)
 
 
@@ -289,23 +302,25 @@ def label_fraction_experiment(
     teacher: nn.Module,
     fractions: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 1.0),
     *,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     Ts: Sequence[float] = (1.0, 4.0),
     student_widths: Sequence[int] = (32,),
-    steps: int = 200,
+    steps: int = 300,
     batch_size: int = 256,
     lr: float = 1e-2,
-    progress: bool = False,
+    subset_seed: int = 0,
 ) -> FractionResult:
     """Train the same small student on a fraction of the training set: hard labels vs soft targets.
 
-    For each fraction and seed, a stratified subset of ``data``'s training set is drawn
-    (:meth:`Dataset.subsample`; at least one example per class). On that subset the same student
-    (an MLP of ``student_widths``, seeded) is trained once on the hard labels and once per
-    temperature in ``Ts`` on the teacher's soft targets alone (``alpha = 1``, no labels used).
-    Every run takes the same number of optimiser ``steps``, whatever the subset's size. The teacher
-    is trained beforehand on the full training set (Hinton et al.'s setting: its soft targets are
-    available on the few examples the student sees).
+    For each fraction, a stratified subset of ``data``'s training set is drawn
+    (:meth:`Dataset.subsample` with ``subset_seed``; at least one example per class). On it the
+    same student (an MLP of ``student_widths``) is trained on the hard labels, and once per
+    temperature in ``Ts`` on the teacher's soft targets alone (``alpha = 1``, no labels used), on
+    every seed: one batched run (:func:`kdlab.sweep.train_batched`) per fraction, so the methods are
+    paired (same initial weights and data order per seed). Every run takes about the same number
+    of optimiser ``steps``, whatever the subset's size. The teacher was trained beforehand on the
+    full training set (Hinton et al.'s setting: its soft targets are available on the few
+    examples the student sees).
 
     Parameters
     ----------
@@ -316,18 +331,31 @@ def label_fraction_experiment(
     fractions : sequence of float
         Fractions of the training set in (0, 1].
     seeds : sequence of int
-        One run per seed: the subset, the student's initial weights and the data order.
+        The seeds every method runs on (initial weights and data order).
     Ts : sequence of float
         Temperatures of the soft-target runs (one method each).
     student_widths : sequence of int
         Hidden widths of the MLP student (``()`` for a linear student).
     steps, batch_size, lr
         Training length and Adam's settings, the same for every run.
+    subset_seed : int
+        Seeds the draw of each fraction's subset.
 
     Returns
     -------
     FractionResult
-        ``.summary()`` (a table), ``.plot()``, ``.describe()`` (sentences computed from the runs).
+        ``.summary()`` (n, mean and 95% CI per fraction and method), ``.paired()``, ``.plot()``,
+        ``.describe()``. An interrupt (the stop button) stops the experiment and keeps the
+        fractions that finished.
+
+    Examples
+    --------
+    >>> import kdlab
+    >>> d = kdlab.load_dataset("digits")
+    >>> t = kdlab.make_model("mlp", d.input_shape, 10, widths=(16,), seed=0)
+    >>> res = label_fraction_experiment(d, t, (0.05,), seeds=(0, 1), Ts=(4.0,), steps=2)
+    >>> res.methods
+    ['hard labels', 'soft targets T=4']
     """
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
@@ -341,28 +369,39 @@ def label_fraction_experiment(
     Ts = [check_temperature(T, "each T") for T in Ts]
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    methods = [HARD] + [f"soft targets T={T:g}" for T in Ts]
+    methods = [Method(HARD)] + [Method(f"soft targets T={T:g}", T=T, alpha=1.0, targets=None) for T in Ts]
     teacher_accuracy = accuracy(predict_logits(teacher, data.x_test), data.y_test)
-    records: list[dict] = []
+    results: dict[float, SweepResult] = {}
+    n_labels: dict[float, int] = {}
     start = time.perf_counter()
-    with single_thread():
-        for f in fractions:
-            for seed in seeds:
-                sub = data.subsample(f, seed=seed) if f < 1 else data
-                n = len(sub.y_train)
-                settings = dict(epochs=_epochs_for(n, batch_size, steps), batch_size=batch_size, lr=lr,
-                                seed=seed, progress=progress)
-                for method, T in zip(methods, [None, *Ts]):
-                    student = make_model("mlp" if student_widths else "linear", data.input_shape, data.n_classes,
-                                         widths=tuple(student_widths) or None, seed=seed)
-                    if T is None:
-                        train(student, sub.x_train, sub.y_train, desc=f"{method}, {f:g}", **settings)
-                    else:  # soft targets only: the labels are not used
-                        train(student, sub.x_train, None, teacher=teacher, T=T, alpha=1.0,
-                              desc=f"{method}, {f:g}", **settings)
-                    acc = accuracy(predict_logits(student, data.x_test), data.y_test)
-                    records.append({"fraction": f, "n_labels": n, "method": method, "seed": seed, "accuracy": acc})
-    return FractionResult(records, teacher_accuracy, fractions, methods, time.perf_counter() - start)
+    for f in fractions:
+        sub = data.subsample(f, seed=subset_seed) if f < 1 else data
+        n = len(sub.y_train)
+        res = train_batched(sub.x_train, sub.y_train, methods=methods, seeds=list(seeds), teacher=teacher,
+                            widths=tuple(student_widths), epochs=_epochs_for(n, batch_size, steps),
+                            batch_size=batch_size, lr=lr, eval_sets={"test": (data.x_test, data.y_test)})
+        if not res.finished:  # stopped: keep the fractions that finished, never a half-trained one
+            break
+        results[f], n_labels[f] = res, n
+    return FractionResult(results, n_labels, teacher_accuracy, [m.name for m in methods], time.perf_counter() - start)
+
+
+def probability_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor | None,
+                         T: float, alpha: float) -> torch.Tensor:
+    """Claim 7's loss, ½ Σ (p_teacher − p_student)² on probabilities at T = 1, batch mean.
+
+    ``targets``, ``T`` and ``alpha`` are ignored: the signature is :func:`kdlab.train`'s
+    ``loss_fn`` (and :class:`kdlab.sweep.Method`'s), so the loss can train a student.
+
+    Examples
+    --------
+    >>> z = torch.zeros(2, 3)
+    >>> float(probability_mse_loss(z, z, None, 1.0, 1.0))
+    0.0
+    """
+    p_s = torch.softmax(student_logits, dim=-1)
+    p_t = torch.softmax(teacher_logits.detach(), dim=-1)
+    return 0.5 * ((p_t - p_s) ** 2).sum(dim=-1).mean()
 
 
 def bias_shift_for_frequency(logits: torch.Tensor, cls: int, frequency: float) -> float:
@@ -437,19 +476,24 @@ class OmittedClassResult:
     seconds: float = 0.0
 
     def summary(self) -> "pandas.DataFrame":  # noqa: F821
-        """Mean ± std over seeds of the class's accuracy and overall accuracy, before and after the shift."""
-        import pandas as pd
+        """Mean and 95% CI half-width (±) over seeds of the shift, the class's accuracy and overall accuracy."""
+        from ..compare import table
 
-        df = pd.DataFrame(self.records)
         cols = ["shift", "class acc. before", "class acc. after", "overall before", "overall after"]
-        table = df.groupby("student", sort=False)[cols].agg(["mean", "std"])
-        return table.round(3)
+        return table(self.records, by="student", metrics=cols)
 
-    def stats(self, student: str, column: str) -> tuple[float, float]:
+    def stats(self, student: str, column: str) -> Summary:
+        """One column over seeds for one student (:func:`kdlab.compare.summary`)."""
         vals = [r[column] for r in self.records if r["student"] == student]
         if not vals:
             raise ValueError(f"no runs for student={student!r}")
-        return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+        return summary(vals)
+
+    def paired(self, column: str, a: str = "distilled", b: str = HARD) -> Paired:
+        """Student ``a`` − student ``b`` on one column, paired by seed (:func:`kdlab.compare.paired`)."""
+        from ..compare import by_seed, paired
+
+        return paired(by_seed(self.records, a, column, by="student"), by_seed(self.records, b, column, by="student"))
 
     def plot(self, ax: plt.Axes | None = None) -> Figure:
         """Test accuracy on the omitted class and on the other classes against the bias shift (seed-averaged)."""
@@ -459,7 +503,7 @@ class OmittedClassResult:
             c = colors.get(name, OKABE_ITO[4])
             ax.plot(self.shift_grid, curve["class"], color=c, lw=2, label=f"{name}: the {self.omitted}s")
             ax.plot(self.shift_grid, curve["others"], color=c, lw=2, ls=":", label=f"{name}: the other digits")
-            shift, _ = self.stats(name, "shift")
+            shift = self.stats(name, "shift").mean
             ax.axvline(shift, color=c, lw=1, ls="--", label=f"{name}: chosen shift (mean {shift:.2f})")
         ax.set_xlabel(f"shift added to the logit of class {self.omitted}")
         ax.set_ylabel("test accuracy")
@@ -492,7 +536,7 @@ def omitted_class_experiment(
     held_out: torch.Tensor,
     omit: int = 3,
     *,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     T: float = 4.0,
     student_widths: Sequence[int] = (32,),
     steps: int = 300,
@@ -500,7 +544,6 @@ def omitted_class_experiment(
     lr: float = 1e-2,
     method: str = "frequency",
     shift_grid: Sequence[float] | None = None,
-    progress: bool = False,
 ) -> OmittedClassResult:
     """Hinton et al.'s omitted-class experiment (2015, §3) on a kdlab data set.
 
@@ -568,29 +611,26 @@ def omitted_class_experiment(
     records: list[dict] = []
     curves: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
-    settings = dict(epochs=_epochs_for(len(x_tr), batch_size, steps), batch_size=batch_size, lr=lr, progress=progress)
-    with single_thread():
-        for seed in seeds:
-            for name in ("distilled", HARD):
-                student = make_model("mlp" if student_widths else "linear", data.input_shape, data.n_classes,
-                                     widths=tuple(student_widths) or None, seed=seed)
-                if name == HARD:
-                    train(student, x_tr, y_tr, seed=seed, desc=f"{name}, seed {seed}", **settings)
-                else:
-                    train(student, x_tr, None, teacher=teacher, T=T, alpha=1.0, seed=seed,
-                          desc=f"{name}, seed {seed}", **settings)
-                s_test = predict_logits(student, data.x_test)
-                shift = choose_bias_shift(predict_logits(student, held_out), t_held, omit, method)
-                before, after = scores(s_test), scores(_shifted(s_test, omit, shift))
-                records.append({"student": name, "seed": seed, "shift": shift,
-                                "class acc. before": before[0], "class acc. after": after[0],
-                                "overall before": before[1], "overall after": after[1],
-                                "others before": before[2], "others after": after[2]})
-                curve = curves.setdefault(name, {"class": [0.0] * len(grid), "others": [0.0] * len(grid)})
-                for i, b in enumerate(grid):
-                    c, _, o = scores(_shifted(s_test, omit, b))
-                    curve["class"][i] += c / len(seeds)
-                    curve["others"][i] += o / len(seeds)
+    methods = [Method("distilled", T=T, alpha=1.0, targets=None), Method(HARD)]
+    res = train_batched(x_tr, y_tr, methods=methods, seeds=list(seeds), teacher=teacher, widths=tuple(student_widths),
+                        epochs=_epochs_for(len(x_tr), batch_size, steps), batch_size=batch_size, lr=lr)
+    if not res.finished:  # the stop button: every run is unfinished (they train together), so none is reported
+        raise KeyboardInterrupt("the omitted-class experiment was interrupted: no student finished")
+    for r in range(res.n_runs):
+        name, seed = str(res.method[r]), int(res.seed[r])
+        student = res.model.to_model(r)
+        s_test = predict_logits(student, data.x_test)
+        shift = choose_bias_shift(predict_logits(student, held_out), t_held, omit, method)
+        before, after = scores(s_test), scores(_shifted(s_test, omit, shift))
+        records.append({"student": name, "seed": seed, "shift": shift,
+                        "class acc. before": before[0], "class acc. after": after[0],
+                        "overall before": before[1], "overall after": after[1],
+                        "others before": before[2], "others after": after[2]})
+        curve = curves.setdefault(name, {"class": [0.0] * len(grid), "others": [0.0] * len(grid)})
+        for i, b in enumerate(grid):
+            c, _, o = scores(_shifted(s_test, omit, b))
+            curve["class"][i] += c / len(seeds)
+            curve["others"][i] += o / len(seeds)
     t_right = t_test.argmax(1) == data.y_test
     return OmittedClassResult(records, omit, t_right.float().mean().item(), t_right[in_class].float().mean().item(),
                               int(in_class.sum()), grid, curves, time.perf_counter() - start)

@@ -9,6 +9,7 @@ methods that tests and notebooks call directly (a slider's observer calls the sa
 - :class:`HintExplorer` (03): the hint weight and layers, re-trained on demand.
 - :class:`ShiftExplorer`, :class:`KComparison` (04): a domain-shift slider; labels per class.
 - :class:`BetaExplorer` (06): a ``beta`` slider re-fits a one-mode student to a two-mode teacher.
+- :class:`SelfDistillationExplorer` (07): a rounds slider over self-distillation in closed form.
 """
 
 from .base import Widget
@@ -18,8 +19,10 @@ from .new_domain import KComparison, ShiftExplorer
 from .playground import STUDENT_SIZES, Playground, Settings, playground
 from .soft_targets import SoftTargetExplorer
 from .temperature import TemperatureExplorer
+from .when_kd_works import SelfDistillationExplorer
 
 __all__ = [
     "Widget", "SoftTargetExplorer", "TemperatureExplorer", "Playground", "Settings", "STUDENT_SIZES", "playground",
     "HintExplorer", "ShiftExplorer", "KComparison", "BetaExplorer",
+    "HintExplorer", "ShiftExplorer", "KComparison", "SelfDistillationExplorer",
 ]

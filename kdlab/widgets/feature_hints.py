@@ -70,7 +70,7 @@ class HintExplorer(Widget):
         self.status.value = (f"training: weight {hint_weight:g}, student block {student_layer} → "
                              f"teacher block {teacher_layer} …")
         try:
-            method = "hints + KD" if hint_weight > 0 else "KD only"
+            method = "hints + KD" if hint_weight > 0 else "KD"
             result = run_method(self.setup, method, self.seed, hint_weight=hint_weight,
                                 student_layer=student_layer, teacher_layer=teacher_layer,
                                 callbacks=[self._on_progress])

@@ -143,7 +143,7 @@ class KComparison(Widget):
         self.messages: list[str] = []
         self.slider = w.IntSlider(value=k, min=1, max=max_k, step=1, description="k per class",
                                   continuous_update=False)
-        self.bar = w.IntProgress(value=0, min=0, max=5 * len(self.seeds), description="progress")
+        self.bar = w.IntProgress(value=0, min=0, max=7 * len(self.seeds), description="progress")
         self.status = w.HTML("Move the slider to re-run the comparison.")
         self.chart = go.FigureWidget(
             data=[go.Bar(x=list(METHODS), y=[0] * len(METHODS), marker_color=list(OKABE_ITO[: len(METHODS)]),
@@ -157,14 +157,17 @@ class KComparison(Widget):
 
     def show(self, result: TransferComparison) -> None:
         """Redraw the chart from a (possibly partial) result."""
-        means, stds = result.means(), result.stds()
+        from ..compare import summary
+
+        means = result.means()
         names = [m for m in METHODS if m in means]
+        half = {m: summary(result.accuracies[m]).half_width or 0.0 for m in names}
         with self.chart.batch_update():
             self.chart.data[0].x = names
             self.chart.data[0].y = [means[m] for m in names]
-            self.chart.data[0].error_y.array = [stds[m] for m in names]
+            self.chart.data[0].error_y.array = [0.0 if m == "source teacher" else half[m] for m in names]
             self.chart.data[0].text = [f"{means[m]:.3f}" for m in names]
-            self.chart.layout.title = (f"k = {result.k}: mean ± std over "
+            self.chart.layout.title = (f"k = {result.k}: mean and 95% CI over "
                                        f"{len(next(iter(result.accuracies.values())))} of {len(result.seeds)} seeds")
 
     def progress(self, message: str, done: int, total: int) -> None:

@@ -55,6 +55,8 @@ class SoftTargetExplorer(Widget):
     """
 
     T_MIN, T_MAX = 0.5, 20.0
+    #: 600 px figure + a 200 px grid fit a JupyterLab notebook on a 1280 px laptop screen
+    FIGURE_WIDTH = 600
 
     def __init__(
         self,
@@ -109,7 +111,7 @@ class SoftTargetExplorer(Widget):
                                             readout_format=".2f", continuous_update=True)
         self.source = W.ToggleButtons(options=["test example", "my drawing"], value="test example",
                                       description="input")
-        self.pixels = [W.ToggleButton(value=False, layout=W.Layout(width="26px", height="26px"))
+        self.pixels = [W.ToggleButton(value=False, layout=W.Layout(width="22px", height="22px", padding="0px"))
                        for _ in range(x.shape[1])]
         self.copy_button = W.Button(description="copy example to grid")
         self.clear_button = W.Button(description="clear grid")
@@ -126,7 +128,7 @@ class SoftTargetExplorer(Widget):
         fig.update_xaxes(showticklabels=False, row=1, col=1)
         fig.update_xaxes(title_text="class", type="category", row=1, col=2)
         fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=2)
-        fig.update_layout(barmode="group", height=340, width=760, margin=dict(l=40, r=10, t=60, b=40),
+        fig.update_layout(barmode="group", height=340, width=self.FIGURE_WIDTH, margin=dict(l=40, r=10, t=60, b=40),
                           legend=dict(orientation="h", y=-0.2), title="")
         self.figure = go.FigureWidget(fig)
 
@@ -138,10 +140,12 @@ class SoftTargetExplorer(Widget):
         self.copy_button.on_click(lambda _: self.copy_example_to_grid())
         self.clear_button.on_click(lambda _: self.set_drawing(np.zeros(x.shape[1])))
         h, w = self.input_shape
-        grid = W.GridBox(self.pixels, layout=W.Layout(grid_template_columns=f"repeat({w}, 28px)"))
+        grid = W.GridBox(self.pixels, layout=W.Layout(grid_template_columns=f"repeat({w}, 24px)",
+                                                      width=f"{24 * w + 8}px"))
         drawing = W.VBox([W.HTML("<b>draw</b> (click pixels)"), grid, W.HBox([self.copy_button, self.clear_button])])
         controls = W.VBox([self.example, self.temperature, self.source])
-        self.ui = W.VBox([controls, W.HBox([self.figure, drawing])])
+        # the figure and the grid side by side when they fit, the grid below the figure when they do not
+        self.ui = W.VBox([controls, W.HBox([self.figure, drawing], layout=W.Layout(flex_flow="row wrap"))])
         self.redraw()
 
     # the state -------------------------------------------------------------------------------
@@ -166,6 +170,16 @@ class SoftTargetExplorer(Widget):
     def copy_example_to_grid(self) -> None:
         """Start a drawing from the current test example (thresholded at 0.5)."""
         self.set_drawing(self.x[self.example.value].numpy())
+
+    def set_T(self, T: float) -> None:
+        """Show temperature ``T``: move the T slider there (its callback redraws).
+
+        Code and slider stay in step, so what the slider shows is what the figure shows.
+        """
+        T = check_temperature(T)
+        if not self.T_MIN <= T <= self.T_MAX:
+            raise ValueError(f"T must be in [{self.T_MIN}, {self.T_MAX}], got {T}")
+        self.temperature.value = T
 
     def current_input(self) -> torch.Tensor:
         """The image shown: the chosen test example or the drawing, flattened."""

@@ -91,6 +91,7 @@ class TemperatureExplorer(Widget):
                                          step=0.05, description="temperature T", continuous_update=True,
                                          readout_format=".2f", style={"description_width": "initial"},
                                          layout=W.Layout(width=st["slider"]))
+        self._moving = False  # set_T is moving the slider: its callback must not redraw twice
         self.t_slider.observe(self._on_slider, names="value")
         self.ui = W.VBox([self.t_slider, self.fig])
         if size == "large":
@@ -104,8 +105,19 @@ class TemperatureExplorer(Widget):
         return torch.softmax(self.logits / check_temperature(T), -1)
 
     def set_T(self, T: float) -> float:
-        """Redraw for temperature ``T`` (the slider's callback); returns the entropy in nats."""
+        """Show temperature ``T``: move the slider there and redraw; returns the entropy in nats.
+
+        The slider's callback calls it too. Moving the slider from code keeps the slider and the
+        figure in step, so the slider's value the browser sends back is this ``T`` (to its rounding),
+        not an older one.
+        """
         T = check_temperature(T)
+        if not self._moving:
+            self._moving = True
+            try:
+                self.t_slider.value = T
+            finally:
+                self._moving = False
         p = self.probabilities(T)
         h = float(entropy(p))
         self.T, self.current_entropy = T, h
@@ -118,4 +130,5 @@ class TemperatureExplorer(Widget):
         return h
 
     def _on_slider(self, change: dict) -> None:
-        self.set_T(change["new"])
+        if not self._moving:
+            self.set_T(change["new"])
