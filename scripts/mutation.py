@@ -1,7 +1,7 @@
 """Hand-made mutants of kdlab, run against the unit tests: do the tests catch the bugs this suite teaches?
 
     python scripts/mutation.py            # every mutant; prints survivors and the kill rate per area
-    python scripts/mutation.py losses     # only mutants whose area or file contains "losses"
+    python scripts/mutation.py losses     # only mutants whose area, file or description contains "losses"
 
 Each mutant is one small edit that a learner or a maintainer could plausibly make (temperature on one
 side only, KL the wrong way round, a teacher left in train mode, a verdict rule off by a sign, ...).
@@ -48,8 +48,12 @@ MUTANTS = [
     # -- losses: the maths of Hinton et al. 2015
     m("core", "kdlab/losses.py", "F.softmax(logits / T, dim=-1)", "F.softmax(logits * T, dim=-1)", LOSSES,
       "soft targets multiply by T"),
-    m("core", "kdlab/losses.py", "F.log_softmax(student_logits / T, dim=-1)", "F.log_softmax(student_logits, dim=-1)",
-      LOSSES, "T on the teacher only"),
+    m("core", "kdlab/losses.py", "log_q = F.log_softmax(student_logits / T, dim=-1)\n    log_p = F.log_softmax(teacher_logits.detach() / T",
+      "log_q = F.log_softmax(student_logits, dim=-1)\n    log_p = F.log_softmax(teacher_logits.detach() / T", LOSSES,
+      "T on the teacher only"),
+    m("core", "kdlab/losses.py", "    if beta == 0.0:\n        return (log_p.exp() * (log_p - log_q)).sum(-1)",
+      "    if beta == 0.0:\n        return (log_q.exp() * (log_q - log_p)).sum(-1)", "test_generalized_jsd",
+      "generalised JSD: beta = 0 gives the reverse KL"),
     m("core", "kdlab/losses.py", "F.log_softmax(teacher_logits.detach() / T, dim=-1)",
       "F.log_softmax(teacher_logits.detach(), dim=-1)", LOSSES, "T on the student only"),
     m("core", "kdlab/losses.py", "teacher_logits.detach() / T", "teacher_logits / T", LOSSES,
@@ -139,6 +143,38 @@ MUTANTS = [
       '"logit_mse": lambda: (s - t) ** 2 / (c * T**2)', CHECKER, "logit MSE entry off by 2"),
     m("checker", "kdlab/exercises/checker.py", '"probs_input": lambda: F.kl_div(log_q.exp(), log_p.exp(), reduction="none")',
       '"probs_input": lambda: F.kl_div(log_q, log_p.exp(), reduction="none")', CHECKER, "probabilities-as-input not recognised"),
+    # -- the exercise checks: a wrong answer must not pass, a slip must be named
+    m("exercises", "kdlab/exercises/quickstart.py",
+      "if err or not isinstance(big, torch.Tensor) or not torch.isfinite(big).all():",
+      "if err or not isinstance(big, torch.Tensor):", "test_exercises_00", "an unstable softmax passes"),
+    m("exercises", "kdlab/exercises/quickstart.py", "if abs(answer - expected) <= 1e-3 + 1e-3 * abs(expected):",
+      "if abs(answer - expected) <= 0.1 + 1e-3 * abs(expected):", "test_exercises_00", "gap closed: any nearby number passes"),
+    m("exercises", "kdlab/exercises/soft_targets.py", 'if said != "increases":', 'if said == "decreases":',
+      "test_exercises_01", "entropy trend: 'constant' accepted"),
+    m("exercises", "kdlab/exercises/soft_targets.py", "if abs(limit - expected) <= 0.01:", "if abs(limit - expected) <= 1.0:",
+      "test_exercises_01", "entropy limit: log2 accepted"),
+    m("exercises", "kdlab/exercises/soft_targets.py",
+      "if any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.parameters()):", "if False:",
+      "test_exercises_01_step", "distillation step: a gradient into the teacher not named"),
+    m("exercises", "kdlab/exercises/soft_targets.py", "    if _same_weights(s, stale_s):\n", "    if False:\n",
+      "test_exercises_01_step", "distillation step: a missing zero_grad not named"),
+    m("exercises", "kdlab/exercises/temperature.py", "if measured is not None and abs(answer - measured) <= 0.1 * measured:",
+      "if measured is not None and abs(answer - measured) <= 0.5 * measured:", "test_exercises_02",
+      "shrink factor: a far-off answer passes as the measurement"),
+    m("exercises", "kdlab/exercises/feature_hints.py", "if err or same is None or abs(float(same) - 1.0) > 1e-4:",
+      "if err or same is None:", "test_exercises_03", "CKA: no check that CKA(x, x) = 1"),
+    m("exercises", "kdlab/exercises/feature_hints.py",
+      "if any(not torch.equal(v, teacher_before[k]) for k, v in teacher.state_dict().items()):", "if False:",
+      "test_exercises_03", "hint step: a trained teacher not named"),
+    m("exercises", "kdlab/exercises/new_domain.py", "\n        if grads[1] is not None and grads[1].abs().sum() > 0:\n",
+      "\n        if False:\n", "test_exercises_04", "mutual loss: a gradient into the other peer not named"),
+    m("exercises", "kdlab/exercises/language.py", "if teacher.grad is not None and teacher.grad.abs().max() > 0:",
+      "if False:", "test_exercises_06", "reverse KL: a gradient into the teacher not named"),
+    m("exercises", "kdlab/exercises/language.py", "    if (out & padding).any():\n", "    if False:\n",
+      "test_exercises_06", "completion mask: padding counted, not named"),
+    m("exercises", "kdlab/exercises/when_kd_works.py", "        if torch.allclose(got, kept, rtol=1e-4, atol=1e-5):\n",
+      "        if False:\n", "test_when_kd_works", "DKD: keeping (1 - p_target) not named"),
+
 ]
 
 
@@ -166,7 +202,7 @@ def _run_tests(root: Path, tests: tuple[str, ...]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    chosen = [mu for mu in MUTANTS if not argv or any(a in mu.area or a in mu.path for a in argv)]
+    chosen = [mu for mu in MUTANTS if not argv or any(a in f"{mu.area} {mu.path} {mu.why}" for a in argv)]
     with tempfile.TemporaryDirectory(prefix="kdlab-mutants-") as tmp:
         root = Path(tmp)
         _copy(root)
