@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,10 +13,7 @@ from torch import nn
 from ._checks import check_logits, check_same_shape, check_targets, check_temperature
 from .models import count_parameters, predict_logits
 
-if TYPE_CHECKING:  # only for the annotation: pandas is imported where the table is built
-    import pandas
-
-__all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "summarize", "linear_cka"]
+__all__ = ["accuracy", "agreement", "entropy", "mean_kl", "latency_ms", "evaluate", "count_parameters", "linear_cka"]
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -82,53 +78,6 @@ def evaluate(
         result["agreement"] = agreement(logits, t_logits)
         result["kl_to_teacher"] = mean_kl(logits, t_logits)
     return result
-
-
-def summarize(
-    records: list[dict], by: str = "model", digits: int = 3, once: tuple[str, ...] = ("parameters",)
-) -> pandas.DataFrame:
-    """Mean and standard deviation over seeds of per-run records, one row per ``by`` value.
-
-    Parameters
-    ----------
-    records : list of dict
-        One dict per run, e.g. ``{"model": "teacher", "seed": 0, "accuracy": 0.97, ...}``.
-    by : str
-        The key that names the group (the rows of the table), in order of first appearance.
-    digits : int
-        Rounding of the table (keeps the notebook's stored output stable and readable).
-    once : tuple of str
-        Metrics that are the same in every run of a group (the parameter count): one column each.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``<metric> mean`` and ``<metric> std`` for each numeric metric, plus ``runs``.
-        The standard deviation is the sample one (ddof=1); it is 0 for a single run.
-    """
-    import pandas as pd
-
-    if not records:
-        raise ValueError("records is empty: pass one dict per run")
-    frame = pd.DataFrame(records)
-    if by not in frame:
-        raise ValueError(f"by={by!r} is not a key of the records; keys: {', '.join(frame.columns)}")
-    metrics = [c for c in frame.columns if c not in (by, "seed") and pd.api.types.is_numeric_dtype(frame[c])]
-    groups = frame.groupby(by, sort=False)
-    grouped = groups[metrics]
-    means, distinct = grouped.mean(), grouped.nunique(dropna=False)
-    stds = grouped.std(ddof=1).fillna(0.0).mask(means.isna())  # one run: std 0; no value: NaN
-    columns = {}
-    for m in metrics:
-        if m in once:
-            if (distinct[m] > 1).any():
-                raise ValueError(f"{m!r} differs between runs of the same {by}; it cannot be reported once")
-            columns[m] = groups[m].first()
-        else:
-            columns[f"{m} mean"], columns[f"{m} std"] = means[m], stds[m]
-    table = pd.DataFrame(columns)
-    table["runs"] = groups.size()
-    return table.round(digits)
 
 
 def _as_matrix(x: object, name: str) -> torch.Tensor:

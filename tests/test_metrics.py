@@ -59,13 +59,3 @@ def test_latency_times_the_forward_pass():
     assert 4.0 <= ms < 40.0
 
 
-def test_summarize_gives_mean_and_std_per_model():
-    records = [{"model": "a", "seed": s, "accuracy": acc, "parameters": 10} for s, acc in enumerate([0.5, 0.7])]
-    records.append({"model": "b", "seed": 0, "accuracy": 0.9, "parameters": 20})
-    table = kdlab.metrics.summarize(records)
-    assert list(table.index) == ["a", "b"]
-    assert table.loc["a", "accuracy mean"] == 0.6 and table.loc["a", "accuracy std"] == pytest.approx(0.141, abs=1e-3)
-    assert table.loc["b", "accuracy std"] == 0.0 and table.loc["b", "runs"] == 1
-    assert list(table.columns) == ["accuracy mean", "accuracy std", "parameters", "runs"]
-    with pytest.raises(ValueError, match="by='name' is not a key"):
-        kdlab.metrics.summarize(records, by="name")
