@@ -1,4 +1,4 @@
-"""Notebook 07, *When distillation works*: the experiments behind it.
+"""Notebooks 07 and 07b, *When distillation works*: the experiments behind them.
 
 - The capacity gap (Cho & Hariharan 2019; Mirzadeh et al. 2020): teachers of several sizes
   (:func:`train_teachers`) x students of several sizes on a few labelled digits, each student's
@@ -14,8 +14,8 @@
   16x longer, with the teacher labelling the same augmented input the student sees
   (:func:`patience`, :func:`plot_patience`), and fidelity against accuracy across those runs
   (Stanton et al. 2021; :func:`plot_fidelity`).
-- Beyond images: a tree-ensemble teacher and a logistic-regression student on scikit-learn's bundled
-  breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
+- Beyond images (07b): a tree-ensemble teacher and a logistic-regression student on scikit-learn's
+  bundled breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
 """
 
 from __future__ import annotations
