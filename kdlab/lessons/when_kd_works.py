@@ -500,12 +500,13 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
     kd = (p * (log_p - log_q)).sum(-1)
     mask = F.one_hot(targets, student_logits.shape[-1]).bool()
     log_pt, log_qt = log_p[mask], log_q[mask]
-    log_pn, log_qn = torch.log1p(-log_pt.exp()), torch.log1p(-log_qt.exp())  # log(1 - p_t)
+    # log(1 - p_t) as a log-sum-exp over the other classes: finite even where p_t rounds to 1
+    others_p, others_q = log_p.masked_fill(mask, -math.inf), log_q.masked_fill(mask, -math.inf)
+    log_pn, log_qn = torch.logsumexp(others_p, -1), torch.logsumexp(others_q, -1)
     pt = log_pt.exp()
-    tckd = pt * (log_pt - log_qt) + (1 - pt) * (log_pn - log_qn)
+    tckd = pt * (log_pt - log_qt) + log_pn.exp() * (log_pn - log_qn)
     # non-target distributions: drop the target class and renormalise (log-space)
-    lp = log_p.masked_fill(mask, -math.inf) - log_pn[:, None]
-    lq = log_q.masked_fill(mask, -math.inf) - log_qn[:, None]
+    lp, lq = others_p - log_pn[:, None], others_q - log_qn[:, None]
     nckd = (lp.exp() * (lp - lq).masked_fill(mask, 0.0)).sum(-1)
     return {"kd": kd, "tckd": tckd, "nckd": nckd, "p_target": pt}
 
