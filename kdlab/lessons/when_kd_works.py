@@ -229,7 +229,7 @@ def plot_gain_heatmap(gains: Mapping[tuple[str, str], Paired], teacher_accuracy:
     for (s, m), p in gains.items():
         half = "" if p.ci_high is None else f" ± {(p.ci_high - p.ci_low) / 2:.3f}"
         ax.text(methods.index(m), students.index(s), f"{p.mean:+.3f}{half}\n{marks[p.verdict]} {p.verdict}",
-                ha="center", va="center", fontsize=8)
+                ha="center", va="center", fontsize=8, color="white" if abs(p.mean) > 0.55 * limit else "black")
     labels = []
     for m in methods:
         name = m.removeprefix("KD from ")
@@ -449,7 +449,7 @@ def plot_self_distillation(sd: SelfDistillation, round_: int, axes=None):
     b.plot(rounds, sd.test_error, marker="o", color=OKABE_ITO[2])
     b.axvline(round_, color=OKABE_ITO[3], ls="--", lw=1)
     b.set(xlabel="refits (rounds of self-distillation)", ylabel="test MSE vs the true function",
-          title="Better, then worse")
+          title=f"Test error per round (best: {sd.best_round})")
     idx = np.arange(1, len(sd.eigenvalues) + 1)
     b_first = np.abs(sd.coefficients[0]) + 1e-12
     c.semilogy(idx, b_first, color="0.6", marker=".", label="round 0 targets")
