@@ -29,6 +29,23 @@ def test_kd_splits_into_tckd_and_weighted_nckd(logits, T):
     assert torch.allclose(parts["p_target"], F.softmax(t / T, -1).gather(1, y[:, None]).squeeze(1))
 
 
+def test_dkd_parts_stay_finite_for_a_teacher_sure_to_float_precision():
+    s = torch.tensor([[0.5, 0.1, -0.3], [2.0, 0.0, 1.0]])
+    t = torch.tensor([[90.0, 0.0, -5.0], [0.0, 0.0, 80.0]])  # p_target == 1.0 in float32
+    y = torch.tensor([0, 2])
+    parts = lesson.dkd_parts(s, t, y, T=1.0)
+    assert (parts["p_target"] == 1.0).all()
+    for name, v in parts.items():
+        assert torch.isfinite(v).all(), name
+    assert torch.allclose(parts["kd"], parts["tckd"] + (1 - parts["p_target"]) * parts["nckd"], atol=1e-6)
+    # the non-target distribution of [90, 0, -5] is softmax([0, -5]) whatever the target's logit
+    q = F.softmax(torch.tensor([0.1, -0.3]), -1)
+    p = F.softmax(torch.tensor([0.0, -5.0]), -1)
+    assert parts["nckd"][0].item() == pytest.approx((p * (p / q).log()).sum().item(), rel=1e-5)
+    loss = lesson.dkd_loss(s.clone().requires_grad_(True), t, y, T=1.0, alpha=1.0, beta=8.0)
+    assert torch.isfinite(loss)
+
+
 def test_dkd_loss_is_kd_when_beta_is_one_minus_p_target(logits):
     s, t, y = logits
     beta = lesson.nckd_weight(t, y, 4.0)
@@ -166,3 +183,22 @@ def test_check_agreement_accepts_a_fraction_and_names_a_count():
     assert not fb and "count" in fb.message
     assert not check_agreement(lambda s, t: 0.5)
     assert not check_agreement(lambda s, t: 1 / 0)
+
+
+def test_capacity_gap_widget_shows_the_picked_cell(moons):
+    from kdlab import widgets
+
+    settings = lesson.Settings(epochs=3, teacher_epochs=2)
+    teachers = lesson.train_teachers(moons, {"MLP(4)": (4,), "MLP(16)": (16,)}, settings)
+    grid = lesson.capacity_grid(moons, teachers, {"MLP(8)": (8,), "linear": ()}, seeds=[0, 1, 2], settings=settings)
+    gains = lesson.gain_table(grid)
+    w = widgets.CapacityGapExplorer(grid, gains)
+    w.method.value = "KD from MLP(16)"
+    w.student.value = "linear"  # the dropdowns call select
+    want = grid["linear"].curve("KD from MLP(16)", "test").mean(1)
+    assert np.allclose(w.fig.data[2].y, want) and len(w.fig.data[2].x) == 3
+    assert np.allclose(w.fig.data[1].y, grid["linear"].curve("hard labels", "test").mean(1))
+    assert "linear, KD from MLP(16)" in w.fig.layout.title.text
+    assert len(w.fig.data[4].y) == 6  # the CI band: upper edge out, lower edge back
+    with pytest.raises(ValueError, match="must be a cell of the grid"):
+        w.select("linear", "via assistant")

@@ -1,4 +1,4 @@
-"""Notebook 07, *When distillation works*: the experiments behind it.
+"""Notebooks 07 and 07b, *When distillation works*: the experiments behind them.
 
 - The capacity gap (Cho & Hariharan 2019; Mirzadeh et al. 2020): teachers of several sizes
   (:func:`train_teachers`) x students of several sizes on a few labelled digits, each student's
@@ -14,8 +14,8 @@
   16x longer, with the teacher labelling the same augmented input the student sees
   (:func:`patience`, :func:`plot_patience`), and fidelity against accuracy across those runs
   (Stanton et al. 2021; :func:`plot_fidelity`).
-- Beyond images: a tree-ensemble teacher and a logistic-regression student on scikit-learn's bundled
-  breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
+- Beyond images (07b): a tree-ensemble teacher and a logistic-regression student on scikit-learn's
+  bundled breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def plot_gain_heatmap(gains: Mapping[tuple[str, str], Paired], teacher_accuracy:
     for (s, m), p in gains.items():
         half = "" if p.ci_high is None else f" ± {(p.ci_high - p.ci_low) / 2:.3f}"
         ax.text(methods.index(m), students.index(s), f"{p.mean:+.3f}{half}\n{marks[p.verdict]} {p.verdict}",
-                ha="center", va="center", fontsize=8)
+                ha="center", va="center", fontsize=8, color="white" if abs(p.mean) > 0.55 * limit else "black")
     labels = []
     for m in methods:
         name = m.removeprefix("KD from ")
@@ -449,7 +449,7 @@ def plot_self_distillation(sd: SelfDistillation, round_: int, axes=None):
     b.plot(rounds, sd.test_error, marker="o", color=OKABE_ITO[2])
     b.axvline(round_, color=OKABE_ITO[3], ls="--", lw=1)
     b.set(xlabel="refits (rounds of self-distillation)", ylabel="test MSE vs the true function",
-          title="Better, then worse")
+          title=f"Test error per round (best: {sd.best_round})")
     idx = np.arange(1, len(sd.eigenvalues) + 1)
     b_first = np.abs(sd.coefficients[0]) + 1e-12
     c.semilogy(idx, b_first, color="0.6", marker=".", label="round 0 targets")
@@ -500,12 +500,13 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
     kd = (p * (log_p - log_q)).sum(-1)
     mask = F.one_hot(targets, student_logits.shape[-1]).bool()
     log_pt, log_qt = log_p[mask], log_q[mask]
-    log_pn, log_qn = torch.log1p(-log_pt.exp()), torch.log1p(-log_qt.exp())  # log(1 - p_t)
+    # log(1 - p_t) as a log-sum-exp over the other classes: finite even where p_t rounds to 1
+    others_p, others_q = log_p.masked_fill(mask, -math.inf), log_q.masked_fill(mask, -math.inf)
+    log_pn, log_qn = torch.logsumexp(others_p, -1), torch.logsumexp(others_q, -1)
     pt = log_pt.exp()
-    tckd = pt * (log_pt - log_qt) + (1 - pt) * (log_pn - log_qn)
+    tckd = pt * (log_pt - log_qt) + log_pn.exp() * (log_pn - log_qn)
     # non-target distributions: drop the target class and renormalise (log-space)
-    lp = log_p.masked_fill(mask, -math.inf) - log_pn[:, None]
-    lq = log_q.masked_fill(mask, -math.inf) - log_qn[:, None]
+    lp, lq = others_p - log_pn[:, None], others_q - log_qn[:, None]
     nckd = (lp.exp() * (lp - lq).masked_fill(mask, 0.0)).sum(-1)
     return {"kd": kd, "tckd": tckd, "nckd": nckd, "p_target": pt}
 

@@ -9,7 +9,8 @@ methods that tests and notebooks call directly (a slider's observer calls the sa
 - :class:`HintExplorer` (03): the hint weight and layers, re-trained on demand.
 - :class:`ShiftExplorer`, :class:`KComparison` (04): a domain-shift slider; labels per class.
 - :class:`BetaExplorer` (06): a ``beta`` slider re-fits a one-mode student to a two-mode teacher.
-- :class:`SelfDistillationExplorer` (07): a rounds slider over self-distillation in closed form.
+- :class:`CapacityGapExplorer`, :class:`SelfDistillationExplorer` (07): the capacity-gap heatmap, a cell
+  showing its students' curves; a rounds slider over self-distillation in closed form.
 """
 
 from .base import Widget
@@ -19,10 +20,10 @@ from .new_domain import KComparison, ShiftExplorer
 from .playground import STUDENT_SIZES, Playground, Settings, playground
 from .soft_targets import SoftTargetExplorer
 from .temperature import TemperatureExplorer
-from .when_kd_works import SelfDistillationExplorer
+from .when_kd_works import CapacityGapExplorer, SelfDistillationExplorer
 
 __all__ = [
     "Widget", "SoftTargetExplorer", "TemperatureExplorer", "Playground", "Settings", "STUDENT_SIZES", "playground",
-    "HintExplorer", "ShiftExplorer", "KComparison", "BetaExplorer",
-    "HintExplorer", "ShiftExplorer", "KComparison", "SelfDistillationExplorer",
+    "HintExplorer", "ShiftExplorer", "KComparison", "BetaExplorer", "SelfDistillationExplorer",
+    "CapacityGapExplorer",
 ]
