@@ -13,7 +13,7 @@ answer is wrong); it never raises on a wrong answer. ``solution(name)`` prints a
 - 05 pitfalls: :func:`check_distillation_loss` (the loss checker, :mod:`kdlab.exercises.checker`)
 - 06 distilling a language model: :func:`check_reverse_kl`, :func:`check_mode_seeking_beta`,
   :func:`check_completion_mask`
-- 07 when distillation works: :func:`check_dkd_loss`; 07b patient teachers: :func:`check_agreement`
+- 07 when distillation works: :func:`check_dkd_loss`; 08 patient teachers: :func:`check_agreement`
 """
 
 from .checker import LossReport, check_distillation_loss

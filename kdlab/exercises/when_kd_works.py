@@ -1,5 +1,5 @@
 """Notebook 07's exercises: decoupled KD, the non-target part re-weighted (07); fidelity, the agreement with
-the teacher (07b)."""
+the teacher (08)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ notebook                lesson module
 03 Feature hints        :mod:`kdlab.lessons.feature_hints`
 04 A new domain         :mod:`kdlab.lessons.new_domain`
 05 Pitfalls             :mod:`kdlab.lessons.pitfalls`
-07, 07b When KD works   :mod:`kdlab.lessons.when_kd_works`
+06 Language models      :mod:`kdlab.lessons.language`
+07, 08 When KD works    :mod:`kdlab.lessons.when_kd_works`
 ======================  ==============================================
 
 A notebook imports its own lesson module by name (``from kdlab.lessons import soft_targets as

@@ -1,4 +1,4 @@
-"""Notebooks 07 and 07b, *When distillation works*: the experiments behind them.
+"""Notebooks 07 and 08, *When distillation works*: the experiments behind them.
 
 - The capacity gap (Cho & Hariharan 2019; Mirzadeh et al. 2020): teachers of several sizes
   (:func:`train_teachers`) x students of several sizes on a few labelled digits, each student's
@@ -10,11 +10,11 @@
   own predictions (:func:`self_distillation`, :func:`plot_self_distillation`).
 - Decoupled KD (Zhao et al. 2022): the KD loss split into its target-class and non-target parts
   (:func:`dkd_parts`, :func:`dkd_loss`, :func:`nckd_weight`).
-- Patience and consistency (Beyer et al. 2022; notebook 07b): the same students trained 1x, 4x and
+- Patience and consistency (Beyer et al. 2022; notebook 08): the same students trained 1x, 4x and
   16x longer, with the teacher labelling the same augmented input the student sees
   (:func:`patience`, :func:`plot_patience`), and fidelity against accuracy across those runs
   (Stanton et al. 2021; :func:`plot_fidelity`).
-- Beyond images (07b): a tree-ensemble teacher and a logistic-regression student on scikit-learn's
+- Beyond images (08): a tree-ensemble teacher and a logistic-regression student on scikit-learn's
   bundled breast-cancer table (:func:`load_breast_cancer`, :func:`forest_teacher`).
 """
 
