@@ -261,18 +261,24 @@ class FractionResult:
         out.index = pd.MultiIndex.from_tuples(out.index, names=["fraction", "method"])
         return out.round(3)
 
+    def _color(self, i: int) -> str:
+        # hard labels and the last soft-target method in the suite's role colours, the others from the rest
+        method = self.methods[i]
+        if method == HARD:
+            return ROLE_COLORS["student (hard labels)"]
+        if i == len(self.methods) - 1:
+            return ROLE_COLORS["student (distilled)"]
+        others = [c for c in OKABE_ITO if c not in (ROLE_COLORS["student (hard labels)"], ROLE_COLORS["teacher"])]
+        return others[(i + 1) % len(others)]
+
     def plot(self, ax: plt.Axes | None = None) -> Figure:
         """Test accuracy against the fraction of training labels, mean and 95% CI over seeds, one line per method."""
         fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
-        colors = {HARD: ROLE_COLORS["student (hard labels)"]}
-        others = [c for c in OKABE_ITO if c not in (colors[HARD], ROLE_COLORS["teacher"])]
         fr = self.fractions
         for i, method in enumerate(self.methods):
             stats = [self.stats(f, method) for f in fr]
-            color = colors.get(method, ROLE_COLORS["student (distilled)"] if i == len(self.methods) - 1
-                               else others[(i + 1) % len(others)])
             ax.errorbar([100 * f for f in fr], [s.mean for s in stats], yerr=[s.half_width or 0.0 for s in stats],
-                        marker="o", capsize=4, lw=2, label=f"student, {method}", color=color)
+                        marker="o", capsize=4, lw=2, label=f"student, {method}", color=self._color(i))
         ax.axhline(self.teacher_accuracy, color=ROLE_COLORS["teacher"], ls="--", label="teacher (all labels; 1 run)")
         ax.set_xscale("log")
         ax.set_xticks([100 * f for f in fr], [f"{100 * f:g}%" for f in fr])
@@ -306,9 +312,7 @@ class FractionResult:
         fig, axes = plt.subplots(1, len(fr), figsize=(3.2 * len(fr), 3.2), sharey=True, squeeze=False)
         for ax, f in zip(axes[0], fr):
             for i, method in enumerate(self.methods):
-                color = (ROLE_COLORS["student (hard labels)"] if method == HARD else
-                         ROLE_COLORS["student (distilled)"] if i == len(self.methods) - 1 else OKABE_ITO[4])
-                ax.plot(*self.val_curve(f, method), color=color, lw=2, label=f"student, {method}")
+                ax.plot(*self.val_curve(f, method), color=self._color(i), lw=2, label=f"student, {method}")
             ax.set_title(f"{100 * f:g}% of the data ({self.n_labels[f]} images)", fontsize=10)
             ax.set_xlabel("optimiser steps")
             ax.grid(alpha=0.3)
