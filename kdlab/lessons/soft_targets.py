@@ -218,6 +218,7 @@ class FractionResult:
     teacher_accuracy: float
     methods: list[str]
     seconds: float = 0.0
+    batch_size: int = 256
 
     @property
     def fractions(self) -> list[float]:
@@ -260,18 +261,24 @@ class FractionResult:
         out.index = pd.MultiIndex.from_tuples(out.index, names=["fraction", "method"])
         return out.round(3)
 
+    def _color(self, i: int) -> str:
+        # hard labels and the last soft-target method in the suite's role colours, the others from the rest
+        method = self.methods[i]
+        if method == HARD:
+            return ROLE_COLORS["student (hard labels)"]
+        if i == len(self.methods) - 1:
+            return ROLE_COLORS["student (distilled)"]
+        others = [c for c in OKABE_ITO if c not in (ROLE_COLORS["student (hard labels)"], ROLE_COLORS["teacher"])]
+        return others[(i + 1) % len(others)]
+
     def plot(self, ax: plt.Axes | None = None) -> Figure:
         """Test accuracy against the fraction of training labels, mean and 95% CI over seeds, one line per method."""
         fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
-        colors = {HARD: ROLE_COLORS["student (hard labels)"]}
-        others = [c for c in OKABE_ITO if c not in (colors[HARD], ROLE_COLORS["teacher"])]
         fr = self.fractions
         for i, method in enumerate(self.methods):
             stats = [self.stats(f, method) for f in fr]
-            color = colors.get(method, ROLE_COLORS["student (distilled)"] if i == len(self.methods) - 1
-                               else others[(i + 1) % len(others)])
             ax.errorbar([100 * f for f in fr], [s.mean for s in stats], yerr=[s.half_width or 0.0 for s in stats],
-                        marker="o", capsize=4, lw=2, label=f"student, {method}", color=color)
+                        marker="o", capsize=4, lw=2, label=f"student, {method}", color=self._color(i))
         ax.axhline(self.teacher_accuracy, color=ROLE_COLORS["teacher"], ls="--", label="teacher (all labels; 1 run)")
         ax.set_xscale("log")
         ax.set_xticks([100 * f for f in fr], [f"{100 * f:g}%" for f in fr])
@@ -284,16 +291,47 @@ class FractionResult:
         fig.tight_layout()
         return fig
 
+    def val_curve(self, fraction: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, mean validation accuracy over seeds)`` after every epoch of one fraction and method."""
+        res = self._result(fraction)
+        if "val" not in res.curves:
+            raise ValueError("no validation curve: pass validation=(x, y) to label_fraction_experiment")
+        if method not in self.methods:
+            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
+        curve = res.curve(method, "val").mean(1)
+        return np.arange(1, len(curve) + 1) * math.ceil(self.n_labels[fraction] / self.batch_size), curve
+
+    def late_change(self, fraction: float, method: str, tail: float = 0.25) -> float:
+        """Mean validation accuracy at the end minus at ``1 - tail`` of the run: near 0 once the curve is flat."""
+        _, curve = self.val_curve(fraction, method)
+        return float(curve[-1] - curve[max(0, math.ceil((1 - tail) * len(curve)) - 1)])
+
+    def plot_curves(self) -> Figure:
+        """Validation accuracy against optimiser steps (mean over seeds), one panel per fraction."""
+        fr = self.fractions
+        fig, axes = plt.subplots(1, len(fr), figsize=(3.2 * len(fr), 3.2), sharey=True, squeeze=False)
+        for ax, f in zip(axes[0], fr):
+            for i, method in enumerate(self.methods):
+                ax.plot(*self.val_curve(f, method), color=self._color(i), lw=2, label=f"student, {method}")
+            ax.set_title(f"{100 * f:g}% of the data ({self.n_labels[f]} images)", fontsize=10)
+            ax.set_xlabel("optimiser steps")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("validation accuracy (mean over seeds)")
+        axes[0][-1].legend(loc="lower right", fontsize="small")
+        fig.suptitle("Validation curves: has each run flattened by the end of its budget?")
+        fig.tight_layout()
+        return fig
+
     def describe(self, soft_method: str | None = None) -> str:
-        """Sentences, computed from the runs: soft targets − hard labels per fraction, with the verdict of
-        :func:`kdlab.compare.paired`."""
+        """Sentences, computed from the runs: soft targets − hard labels per fraction, the paired mean and its
+        95% CI (no verdict: a notebook states a verdict only where it holds under another seed)."""
         soft_method = soft_method or self.methods[-1]
         lines = []
         for f in self.fractions:
             d = self.paired(f, soft_method)
             lines.append(f"- {100 * f:g}% of the data ({self.n_labels[f]} examples): hard labels "
                          f"{self.stats(f, HARD).mean:.3f}, {soft_method} {self.stats(f, soft_method).mean:.3f}; "
-                         f"difference {d}.")
+                         f"difference {d.mean:+.3f} (95% CI {d.ci_low:+.3f} to {d.ci_high:+.3f}).")
         return "\n".join(lines)
 
 
@@ -309,6 +347,7 @@ def label_fraction_experiment(
     batch_size: int = 256,
     lr: float = 1e-2,
     subset_seed: int = 0,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FractionResult:
     """Train the same small student on a fraction of the training set: hard labels vs soft targets.
 
@@ -340,6 +379,9 @@ def label_fraction_experiment(
         Training length and Adam's settings, the same for every run.
     subset_seed : int
         Seeds the draw of each fraction's subset.
+    validation : (inputs, labels), optional
+        Labelled images outside ``data``'s training set: every run is measured on them after
+        every epoch (``.val_curve``, ``.plot_curves``), to check that ``steps`` is long enough.
 
     Returns
     -------
@@ -371,6 +413,9 @@ def label_fraction_experiment(
     batch_size = check_positive_int(batch_size, "batch_size")
     methods = [Method(HARD)] + [Method(f"soft targets T={T:g}", T=T, alpha=1.0, targets=None) for T in Ts]
     teacher_accuracy = accuracy(predict_logits(teacher, data.x_test), data.y_test)
+    eval_sets = {"test": (data.x_test, data.y_test)}
+    if validation is not None:
+        eval_sets["val"] = tuple(validation)
     results: dict[float, SweepResult] = {}
     n_labels: dict[float, int] = {}
     start = time.perf_counter()
@@ -379,11 +424,12 @@ def label_fraction_experiment(
         n = len(sub.y_train)
         res = train_batched(sub.x_train, sub.y_train, methods=methods, seeds=list(seeds), teacher=teacher,
                             widths=tuple(student_widths), epochs=_epochs_for(n, batch_size, steps),
-                            batch_size=batch_size, lr=lr, eval_sets={"test": (data.x_test, data.y_test)})
+                            batch_size=batch_size, lr=lr, eval_sets=eval_sets)
         if not res.finished:  # stopped: keep the fractions that finished, never a half-trained one
             break
         results[f], n_labels[f] = res, n
-    return FractionResult(results, n_labels, teacher_accuracy, [m.name for m in methods], time.perf_counter() - start)
+    return FractionResult(results, n_labels, teacher_accuracy, [m.name for m in methods], time.perf_counter() - start,
+                          batch_size)
 
 
 def probability_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor | None,
@@ -515,19 +561,22 @@ class OmittedClassResult:
         return fig
 
 
-def hold_out_inputs(data: Dataset, fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, torch.Tensor]:
-    """Split a ``fraction`` of the training inputs off as unlabelled held-out data.
+def hold_out_inputs(data: Dataset, fraction: float = 0.2, seed: int = 0,
+                    return_labels: bool = False) -> tuple[Dataset, torch.Tensor] | tuple[Dataset, torch.Tensor, torch.Tensor]:
+    """Split a ``fraction`` of the training inputs off as held-out data.
 
-    Returns ``(data with the smaller training set and the same test set, held-out inputs)``. The
-    held-out inputs are kept for decisions that must not look at the test set (here: the bias shift
-    of the omitted-class experiment); their labels are dropped.
+    Returns ``(data with the smaller training set and the same test set, held-out inputs)``, and
+    the held-out labels as a third item if ``return_labels``. The held-out images are kept for
+    decisions that must not look at the test set: the bias shift of the omitted-class experiment
+    (inputs only) and, as a validation set, the training budget of :func:`label_fraction_experiment`.
     """
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a kdlab Dataset, got {type(data).__name__}")
     val = data.validation_split(fraction, seed=seed)
     import dataclasses
 
-    return dataclasses.replace(data, x_train=val.x_train, y_train=val.y_train), val.x_test
+    rest = dataclasses.replace(data, x_train=val.x_train, y_train=val.y_train)
+    return (rest, val.x_test, val.y_test) if return_labels else (rest, val.x_test)
 
 
 def omitted_class_experiment(
