@@ -247,7 +247,7 @@ class FractionResult:
         """``method`` − ``against`` on the same seeds at one fraction (:func:`kdlab.compare.paired`)."""
         return self._result(fraction).paired(method, against, "test")
 
-    def summary(self) -> "pandas.DataFrame":  # noqa: F821
+    def summary(self) -> pandas.DataFrame:  # noqa: F821
         """Per fraction and method: labelled examples, n, mean test accuracy and its 95% CI half-width (±)."""
         import pandas as pd
 
@@ -521,7 +521,7 @@ class OmittedClassResult:
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def summary(self) -> "pandas.DataFrame":  # noqa: F821
+    def summary(self) -> pandas.DataFrame:  # noqa: F821
         """Mean and 95% CI half-width (±) over seeds of the shift, the class's accuracy and overall accuracy."""
         from ..compare import table
 

@@ -58,7 +58,7 @@ def soft_gradient_norms(student_logits: torch.Tensor, teacher_logits: torch.Tens
     return norms
 
 
-def grid_table(result: SweepResult, eval_set: str, epoch: int | None = None) -> "pandas.DataFrame":  # noqa: F821
+def grid_table(result: SweepResult, eval_set: str, epoch: int | None = None) -> pandas.DataFrame:  # noqa: F821
     """Mean accuracy over seeds of every KD method of a sweep, as a T (rows) x alpha (columns) table."""
     table = result.table(eval_set, epoch=epoch)
     kd = table[table.alpha > 0]
