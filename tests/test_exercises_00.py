@@ -34,4 +34,5 @@ def test_gap_closed_accepts_the_fraction_and_explains_a_percentage():
     pct = ex.check_gap_closed(50.0, teacher=0.98, hard=0.88, distilled=0.93)
     assert not pct and "percentage" in pct.message
     assert not ex.check_gap_closed(0.3, teacher=0.98, hard=0.88, distilled=0.93)
+    assert not ex.check_gap_closed(0.55, teacher=0.98, hard=0.88, distilled=0.93), "a nearby number is not the answer"
     assert not ex.check_gap_closed(float("nan"), teacher=0.98, hard=0.88, distilled=0.93)

@@ -77,6 +77,7 @@ def test_check_entropy_trend_right(trend):
     ("increases", math.log2(10), "bits"),
     ("increases", 0.1, "not an entropy"),
     ("increases", 1.0, "limit is not"),
+    ("increases", 2.0, "limit is not"),  # near log(10) = 2.303, but not it
     ("increases", "big", "should be a number"),
 ])
 def test_check_entropy_trend_wrong_answers_get_a_hint(trend, limit, needle):
