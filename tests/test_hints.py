@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -301,3 +302,18 @@ def test_project_2d_is_deterministic_and_explains_variance():
     assert pts.shape == (50, 2) and explained[0] > 0.5 and explained.sum() <= 1 + 1e-9
     assert np.allclose(hints.project_2d(x)[0], pts)
     assert np.allclose(hints.project_2d(-x)[0], -pts), "fixed component signs: negated data, negated points"
+
+
+def test_curve_every_few_epochs_keeps_stage_1_and_measures_the_late_gain(setup):
+    every2 = dataclasses.replace(setup, eval_every=2)  # 5 epochs, 3 of them stage 1
+    r = hints.run_method(every2, "hints, then KD", 0)
+    assert r["curve_epochs"] == [2, 4, 5] and r["accuracy"] == r["curve"][-1]
+    full = hints.run_method(setup, "hints, then KD", 0)
+    assert r["curve"] == [full["curve"][i - 1] for i in (2, 4, 5)], "evaluating less often trains the same"
+    stage1 = kdlab.linear_cka(kdlab.features.layer_features(r["stage1_student"], setup.data.x_test, 1),
+                              kdlab.features.layer_features(setup.teacher, setup.data.x_test, 1))
+    assert r["cka_stage1"] == pytest.approx(stage1) and r["cka_stage1"] != pytest.approx(r["cka"])
+    assert hints.late_gain([r, full], "hints, then KD", 1) == [r["curve"][-1] - r["curve"][-2],
+                                                               full["curve"][-1] - full["curve"][-2]]
+    with pytest.raises(ValueError, match="no point 2 epochs before"):
+        hints.late_gain([r], "hints, then KD", 2)

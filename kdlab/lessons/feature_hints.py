@@ -35,7 +35,7 @@ from ..metrics import _as_matrix, accuracy, linear_cka
 from ..models import predict_logits
 from ..training import train
 
-__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
+__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "late_gain", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
 
 
 def project_2d(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +191,9 @@ class HintSetup:
     ``make_student(seed)`` returns a fresh student. ``student_layer``/``teacher_layer`` pick the
     guided and the hint layer. Every method trains ``epochs`` epochs in all: "hints, then KD"
     spends ``hint_epochs`` of them on stage 1 (equal compute). KD runs at temperature ``T``
-    with soft-loss weight ``alpha``; "hints + KD" adds ``hint_weight`` × the hint loss.
+    with soft-loss weight ``alpha``; "hints + KD" adds ``hint_weight`` × the hint loss. The test
+    accuracy curve is measured every ``eval_every`` epochs (and after the last): fewer evaluation
+    passes for the same training.
     """
 
     data: object
@@ -206,9 +208,11 @@ class HintSetup:
     alpha: float = 0.5
     batch_size: int = 128
     lr: float = 0.02
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.eval_every, "eval_every")
         check_positive_int(self.hint_epochs, "hint_epochs")
         if self.hint_epochs >= self.epochs:
             raise ValueError(f"hint_epochs must be smaller than epochs (stage 2 needs epochs), got "
@@ -231,17 +235,30 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
     -------
     dict
         ``method``, ``seed``, test ``accuracy``, ``cka`` (linear CKA between the student's guided
-        layer and the teacher's hint layer on the test set), ``curve`` (test accuracy after each
-        epoch), ``interrupted`` and the trained ``student``.
+        layer and the teacher's hint layer on the test set), ``curve`` (test accuracy every
+        ``setup.eval_every`` epochs) at ``curve_epochs``, ``interrupted`` and the trained ``student``;
+        "hints, then KD" also ``cka_stage1`` and ``stage1_student`` (the student after stage 1).
     """
     check_choice(method, "method", METHODS)
     d = setup.data
     g = setup.student_layer if student_layer is None else student_layer
     h = setup.teacher_layer if teacher_layer is None else teacher_layer
     student = setup.make_student(seed)
-    common = dict(batch_size=setup.batch_size, lr=setup.lr, seed=seed, eval_set=(d.x_test, d.y_test),
-                  callbacks=callbacks, progress=progress)
+    t_test = layer_features(setup.teacher, d.x_test, h)
+    curve: list[float] = []
+    curve_epochs: list[int] = []
+    done = 0  # epochs finished in earlier train calls (stage 1)
+
+    def evaluate(state) -> None:
+        epoch = done + state.epoch
+        if epoch % setup.eval_every == 0 or epoch == setup.epochs:
+            curve.append(accuracy(predict_logits(state.model, d.x_test), d.y_test))
+            curve_epochs.append(epoch)
+
+    common = dict(batch_size=setup.batch_size, lr=setup.lr, seed=seed, callbacks=[*callbacks, evaluate],
+                  progress=progress)
     kd = dict(teacher=setup.teacher, T=setup.T, alpha=setup.alpha)
+    extra: dict = {}
 
     def hint(weight: float) -> HintTerm:
         return HintTerm(student, setup.teacher, d.x_train, student_layer=g, teacher_layer=h, regressor=regressor,
@@ -255,6 +272,9 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
         term = hint(1.0)
         runs = [train(student, d.x_train, d.y_train, loss_fn=no_output_loss, extra_loss=term, extra_params=term.params,
                       epochs=setup.hint_epochs, desc="stage 1: hints", **common)]
+        extra = {"cka_stage1": linear_cka(layer_features(student, d.x_test, g), t_test),
+                 "stage1_student": copy.deepcopy(student)}
+        done = setup.hint_epochs
         if not runs[0].interrupted:
             runs.append(train(student, d.x_train, d.y_train, epochs=setup.epochs - setup.hint_epochs,
                               desc="stage 2: KD", **kd, **common))
@@ -263,10 +283,25 @@ def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: flo
         runs = [train(student, d.x_train, d.y_train, extra_loss=term, extra_params=term.params,
                       epochs=setup.epochs, desc=method, **kd, **common)]
     logits = predict_logits(student, d.x_test)
-    cka = linear_cka(layer_features(student, d.x_test, g), layer_features(setup.teacher, d.x_test, h))
+    cka = linear_cka(layer_features(student, d.x_test, g), t_test)
     return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka,
-            "curve": [a for r in runs for a in r.eval_accuracy], "interrupted": any(r.interrupted for r in runs),
-            "student": student}
+            "curve": curve, "curve_epochs": curve_epochs, "interrupted": any(r.interrupted for r in runs),
+            "student": student, **extra}
+
+
+def late_gain(records: Sequence[dict], method: str, last: int) -> list[float]:
+    """Per seed, the test accuracy ``method`` gained over its last ``last`` epochs (from its curve).
+
+    Positive on most seeds means the curve is still rising: the students are not trained to the end.
+    """
+    gains = []
+    for r in records:
+        if r["method"] == method:
+            epochs = r["curve_epochs"]
+            if epochs[-1] - last not in epochs:
+                raise ValueError(f"the curve has no point {last} epochs before its end (points at {epochs})")
+            gains.append(r["curve"][-1] - r["curve"][epochs.index(epochs[-1] - last)])
+    return gains
 
 
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
@@ -332,11 +367,12 @@ def plot_curves(records: Sequence[dict], *, hint_epochs: int | None = None, titl
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     methods = list(dict.fromkeys(r["method"] for r in records))
     for i, m in enumerate(methods):
-        curves = np.array([r["curve"] for r in records if r["method"] == m])
+        runs = [r for r in records if r["method"] == m]
+        curves = np.array([r["curve"] for r in runs])
         mean, std = curves.mean(0), curves.std(0)
-        epochs = np.arange(1, curves.shape[1] + 1)
+        epochs = np.array(runs[0].get("curve_epochs", range(1, curves.shape[1] + 1)))
         color = OKABE_ITO[(i + 1) % len(OKABE_ITO)]
-        ax.plot(epochs, mean, color=color, lw=2, label=f"{m} ({len(curves)} seeds)")
+        ax.plot(epochs, mean, color=color, lw=2, marker="o" if len(epochs) < 30 else None, ms=3, label=f"{m} ({len(curves)} seeds)")
         ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
     if hint_epochs:
         ax.axvline(hint_epochs + 0.5, color="grey", ls="--", lw=1, label="end of stage 1 (hints only)")

@@ -50,8 +50,8 @@ class ShiftExplorer(Widget):
 
         self.images = go.FigureWidget(
             data=[go.Heatmap(z=self.montage(data.x_test), zmin=0, zmax=1, colorscale="gray", reversescale=True,
-                             showscale=False, hoverinfo="skip")],
-            layout=dict(height=200, width=760, margin=dict(l=70, r=10, t=30, b=10),
+                             showscale=False, hoverinfo="skip", name="examples")],
+            layout=dict(height=200, showlegend=False, width=760, margin=dict(l=70, r=10, t=30, b=10),
                         title="one test image per class: source (top) and target (bottom)",
                         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x")))
         self.curve = go.FigureWidget(
@@ -147,8 +147,9 @@ class KComparison(Widget):
         self.status = w.HTML("Move the slider to re-run the comparison.")
         self.chart = go.FigureWidget(
             data=[go.Bar(x=list(METHODS), y=[0] * len(METHODS), marker_color=list(OKABE_ITO[: len(METHODS)]),
-                         error_y=dict(type="data", array=[0] * len(METHODS), visible=True))],
-            layout=dict(height=360, width=760, yaxis_range=[0, 1], yaxis_title="target test accuracy",
+                         error_y=dict(type="data", array=[0] * len(METHODS), visible=True),
+                         name="mean and 95% CI")],
+            layout=dict(height=360, showlegend=False, width=760, yaxis_range=[0, 1], yaxis_title="target test accuracy",
                         xaxis_title="method", title=f"k = {k}", margin=dict(l=60, r=20, t=50, b=80)))
         self.slider.observe(self.on_k, names="value")
         self.ui = w.VBox([self.slider, w.HBox([self.bar, self.status]), self.chart])
