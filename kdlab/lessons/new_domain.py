@@ -355,7 +355,7 @@ class TransferSettings:
             raise ValueError(f"distil_from must be 'all' or 'head', got {self.distil_from!r}")
 
     @classmethod
-    def fast(cls, **overrides: object) -> "TransferSettings":
+    def fast(cls, **overrides: object) -> TransferSettings:
         """Short trainings for smoke tests and FAST mode."""
         base = dict(label_epochs=20, finetune_epochs=10, distil_epochs=8, polish_epochs=5)
         base.update(overrides)
@@ -416,7 +416,7 @@ def compare_transfer(
     seeds: Sequence[int] = (0, 1, 2),
     settings: TransferSettings | None = None,
     on_progress: Progress | None = None,
-    on_result: Callable[["TransferComparison"], None] | None = None,
+    on_result: Callable[[TransferComparison], None] | None = None,
 ) -> TransferComparison:
     """Run the notebook's comparison of transfer methods on ``target`` with ``k`` labels per class.
 
