@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,12 +33,13 @@ from ..compare import Paired
 from ..data import Dataset
 from ..models import predict_logits
 from ..sweep import Method, SweepResult, train_batched
+from .new_domain import difference
 
 __all__ = ["TEACHERS", "STUDENTS", "SETTINGS", "Settings", "width_name", "train_teachers", "capacity_grid",
            "gain_table", "plot_gain_heatmap", "assistant_comparison", "born_again", "plot_born_again",
            "SelfDistillation", "self_distillation", "plot_self_distillation", "dkd_parts", "dkd_loss", "nckd_weight",
            "load_breast_cancer", "forest_teacher", "PATIENCE_METHODS", "patience", "plot_patience",
-           "plot_fidelity"]
+           "plot_fidelity", "not_called"]
 
 #: The teachers' hidden widths (MLPs trained on every labelled training image).
 TEACHERS = {"MLP(8)": (8,), "MLP(32)": (32,)}
@@ -209,10 +210,13 @@ def gain_table(grid: Mapping[str, SweepResult], eval_set: str = "test", baseline
 
 
 def plot_gain_heatmap(gains: Mapping[tuple[str, str], Paired], teacher_accuracy: Mapping[str, float] | None = None,
-                      ax=None, title: str = "KD's gain over hard labels (test accuracy, 95% CI)"):
+                      ax=None, title: str = "KD's gain over hard labels (test accuracy, 95% CI)",
+                      not_called: Collection[tuple[str, str]] = ()):
     """Students (rows) x teachers (columns): the mean gain, coloured, with its CI half-width and verdict.
 
-    ``"via assistant"`` becomes a column of its own. Returns the matplotlib axes.
+    ``"via assistant"`` becomes a column of its own; the ``(student, method)`` cells in ``not_called``
+    (those whose verdict changed with ``SEED``) show "not called" instead of a verdict. Returns the
+    matplotlib axes.
     """
     import matplotlib.pyplot as plt
 
@@ -228,7 +232,8 @@ def plot_gain_heatmap(gains: Mapping[tuple[str, str], Paired], teacher_accuracy:
     marks = {"better": "▲", "worse": "▼", "no clear difference": "≈"}
     for (s, m), p in gains.items():
         half = "" if p.ci_high is None else f" ± {(p.ci_high - p.ci_low) / 2:.3f}"
-        ax.text(methods.index(m), students.index(s), f"{p.mean:+.3f}{half}\n{marks[p.verdict]} {p.verdict}",
+        call = "not called" if (s, m) in not_called else f"{marks[p.verdict]} {p.verdict}"
+        ax.text(methods.index(m), students.index(s), f"{p.mean:+.3f}{half}\n{call}",
                 ha="center", va="center", fontsize=8, color="white" if abs(p.mean) > 0.55 * limit else "black")
     labels = []
     for m in methods:
@@ -248,6 +253,38 @@ def assistant_comparison(grid: Mapping[str, SweepResult], teacher: str, eval_set
     """``{student: paired("via assistant", "KD from teacher")}`` for every student size that had an assistant."""
     return {s: res.paired("via assistant", f"KD from {teacher}", eval_set) for s, res in grid.items()
             if "via assistant" in res.methods}
+
+
+def not_called(d: Paired) -> str:
+    """A paired difference the notebooks do not call: its numbers and why, with no verdict word.
+
+    For the comparisons whose verdict changed between ``SEED = 0`` and ``SEED = 1``: the mean, its 95%
+    interval and the seeds' wins (:func:`kdlab.lessons.new_domain.difference`), then the reason read off the
+    interval at this ``SEED``.
+
+    Parameters
+    ----------
+    d : Paired
+        The comparison, from :func:`kdlab.compare.paired`.
+
+    Returns
+    -------
+    str
+        One sentence, e.g. for a difference whose interval contains zero.
+
+    Examples
+    --------
+    >>> from kdlab.compare import paired
+    >>> not_called(paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80]))
+    '+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds): too small to call with 3 seeds (the interval spans zero)'
+    """
+    if d.ci_low is None:
+        why = "one seed gives no interval"
+    elif d.ci_low <= 0 <= d.ci_high:
+        why = "the interval spans zero"
+    else:
+        why = "the interval misses zero at this SEED, but its verdict changed with SEED"
+    return f"{difference(d)}: too small to call with {d.n} seeds ({why})"
 
 
 def born_again(small: Dataset, start: SweepResult, method: str = "hard labels", *, generations: int, seeds: Sequence[int],
