@@ -202,6 +202,12 @@ def test_capacity_gap_widget_shows_the_picked_cell(moons):
     assert len(w.fig.data[4].y) == 6  # the CI band: upper edge out, lower edge back
     with pytest.raises(ValueError, match="must be a cell of the grid"):
         w.select("linear", "via assistant")
+    quiet = widgets.CapacityGapExplorer(grid, gains, not_called=[("linear", "KD from MLP(16)")])
+    quiet.select("linear", "KD from MLP(16)")
+    assert "(not called)" in quiet.fig.layout.title.text and gains["linear", "KD from MLP(16)"].verdict not in \
+        quiet.fig.layout.title.text
+    cell = quiet.fig.data[0].text[quiet.students.index("linear")][quiet.methods.index("KD from MLP(16)")]
+    assert cell.endswith("(not called)")
 
 
 def test_not_called_gives_the_numbers_and_the_reason_without_a_verdict():

@@ -4,6 +4,8 @@ predictions (Mobahi et al. 2020). Everything is computed up front: both are pure
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..lessons.when_kd_works import SelfDistillation
 from .base import BLUE, GREEN, VERMILLION, Widget, check_size, large_css, style
 
@@ -107,7 +109,8 @@ class CapacityGapExplorer(Widget):
         the selected method; traces 3-4: their 95% CI bands.
     """
 
-    def __init__(self, grid, gains, eval_set: str = "test", *, size: str = "normal") -> None:
+    def __init__(self, grid, gains, eval_set: str = "test", *, size: str = "normal",
+                 not_called: Collection[tuple[str, str]] = ()) -> None:
         import ipywidgets as W
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
@@ -116,10 +119,11 @@ class CapacityGapExplorer(Widget):
             raise ValueError("grid and gains must not be empty: run capacity_grid and gain_table first")
         st = style(check_size(size, False))
         self.grid, self.gains, self.eval_set = grid, gains, eval_set
+        self.not_called = set(not_called)  # cells whose verdict changed with SEED: numbers, no verdict
         self.students = list(dict.fromkeys(s for s, _ in gains))
         self.methods = list(dict.fromkeys(m for _, m in gains))
         z = [[gains[s, m].mean if (s, m) in gains else None for m in self.methods] for s in self.students]
-        text = [[f"{gains[s, m].mean:+.3f} ({gains[s, m].verdict})" if (s, m) in gains else "" for m in self.methods]
+        text = [[f"{gains[s, m].mean:+.3f} ({self._verdict(s, m)})" if (s, m) in gains else "" for m in self.methods]
                 for s in self.students]
         fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55],
                             subplot_titles=("gain over hard labels (click a cell)", "test accuracy per epoch"))
@@ -144,6 +148,9 @@ class CapacityGapExplorer(Widget):
         self.ui = W.VBox([W.HTML(large_css()) if size == "large" else W.HTML(""),
                           W.HBox([self.student, self.method]), self.fig])
         self.select(self.students[0], self.methods[0])
+
+    def _verdict(self, student: str, method: str) -> str:
+        return "not called" if (student, method) in self.not_called else self.gains[student, method].verdict
 
     def _clicked(self, trace, points, state) -> None:
         if points.point_inds:
@@ -170,7 +177,7 @@ class CapacityGapExplorer(Widget):
                 self.fig.data[3 + k].x = epochs + epochs[::-1]
                 self.fig.data[3 + k].y = list(mean + half) + list((mean - half)[::-1])
             p = self.gains[student, method]
-            self.fig.layout.title = f"{student}, {method}: {p.mean:+.3f} at the end ({p.verdict})"
+            self.fig.layout.title = f"{student}, {method}: {p.mean:+.3f} at the end ({self._verdict(student, method)})"
         if self.student.value != student:
             self.student.value = student
         if self.method.value != method:
