@@ -48,7 +48,7 @@ from torch import nn
 from .metrics import evaluate
 from .training import train
 
-__all__ = ["VERDICTS", "Summary", "Paired", "summary", "paired", "by_seed", "table", "compare_students"]
+__all__ = ["VERDICTS", "Summary", "Paired", "summary", "paired", "not_called", "by_seed", "table", "compare_students"]
 
 VERDICTS = ("better", "worse", "no clear difference")
 CONFIDENCE = 0.95
@@ -160,6 +160,18 @@ class Paired:
 
     __str__ = format
 
+    def interval(self, digits: int = 3) -> str:
+        """The difference, its interval and the seeds' wins, *without* a verdict.
+
+        For differences a notebook does not call (see :func:`not_called`):
+        ``"+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds)"``.
+        """
+        if self.ci_low is None:
+            return f"{self.mean:+.{digits}f} (n = 1, no interval)"
+        direction = "higher" if self.higher_is_better else "lower"
+        return (f"{self.mean:+.{digits}f} (95% CI {self.ci_low:+.{digits}f} to {self.ci_high:+.{digits}f}, "
+                f"n = {self.n}; {direction} on {self.wins} of {self.n} seeds)")
+
 
 def paired(
     a: Sequence[float] | Mapping[int, float] | np.ndarray | torch.Tensor,
@@ -213,6 +225,39 @@ def paired(
     lo, hi = sorted((sign * low, sign * high))
     return Paired(n, sign * mean, lo, hi, wins, verdict, higher_is_better)
 
+
+
+def not_called(d: Paired) -> str:
+    """A paired difference a notebook does not call: its numbers and why, with no verdict word.
+
+    The suite's rule (CONTRIBUTING.md): a verdict that changes between ``SEED = 0`` and ``SEED = 1``
+    is not a finding, so such a comparison is printed as its interval (:meth:`Paired.interval`) and the
+    reason read off the interval at this ``SEED``.
+
+    Parameters
+    ----------
+    d : Paired
+        The comparison, from :func:`paired`.
+
+    Returns
+    -------
+    str
+        One sentence, e.g. for a difference whose interval contains zero.
+
+    Examples
+    --------
+    >>> not_called(paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80]))
+    '+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds): too small to call with 3 seeds (the interval spans zero)'
+    """
+    if not isinstance(d, Paired):
+        raise TypeError(f"d must be a kdlab.compare.Paired (from kdlab.compare.paired), got {type(d).__name__}")
+    if d.ci_low is None:
+        why = "one seed gives no interval"
+    elif d.ci_low <= 0 <= d.ci_high:
+        why = "the interval spans zero"
+    else:
+        why = "the interval misses zero at this SEED, but its verdict changed with SEED"
+    return f"{d.interval()}: too small to call with {d.n} seeds ({why})"
 
 def by_seed(records: Iterable[Mapping], name: str, metric: str = "accuracy", by: str = "model") -> dict[int, float]:
     """``{seed: value}`` of one method's runs in a list of records (for :func:`paired`).

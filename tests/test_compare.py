@@ -139,3 +139,24 @@ def test_single_runs_show_no_spread_in_tables():
         warnings.simplefilter("error")
         t = compare.table([{"model": "teacher", "seed": None, "accuracy": torch.tensor(0.9).item()}])
     assert t.loc["teacher", "n"] == 1 and math.isnan(t.loc["teacher", "accuracy ±"])
+
+
+def test_not_called_gives_the_numbers_and_the_reason_without_a_verdict():
+    spans = compare.paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80])
+    text = compare.not_called(spans)
+    assert text.startswith("+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds)")
+    assert text.endswith("too small to call with 3 seeds (the interval spans zero)")
+    misses = compare.paired([0.90, 0.91, 0.92, 0.93, 0.94], [0.89, 0.895, 0.91, 0.92, 0.925])
+    assert misses.ci_low > 0
+    assert "its verdict changed with SEED" in compare.not_called(misses)
+    for d in (spans, misses):
+        assert not any(word in compare.not_called(d) for word in compare.VERDICTS)
+    assert compare.not_called(compare.paired([0.8], [0.7])).endswith("(one seed gives no interval)")
+    with pytest.raises(TypeError, match="kdlab.compare.Paired"):
+        compare.not_called(0.01)
+
+
+def test_interval_names_the_direction_of_the_wins():
+    lower = compare.paired([0.10, 0.12, 0.11], [0.20, 0.21, 0.22], higher_is_better=False)
+    assert lower.interval().endswith("n = 3; lower on 3 of 3 seeds)")
+    assert lower.verdict not in lower.interval()

@@ -210,18 +210,6 @@ def test_capacity_gap_widget_shows_the_picked_cell(moons):
     assert cell.endswith("(not called)")
 
 
-def test_not_called_gives_the_numbers_and_the_reason_without_a_verdict():
-    spans = kdlab.compare.paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80])
-    text = lesson.not_called(spans)
-    assert text.startswith("+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds)")
-    assert text.endswith("too small to call with 3 seeds (the interval spans zero)")
-    misses = kdlab.compare.paired([0.90, 0.91, 0.92, 0.93, 0.94], [0.89, 0.895, 0.91, 0.92, 0.925])
-    assert misses.ci_low > 0
-    assert "its verdict changed with SEED" in lesson.not_called(misses)
-    for d in (spans, misses):
-        assert not any(word in lesson.not_called(d) for word in kdlab.compare.VERDICTS)
-
-
 def test_gain_heatmap_shows_no_verdict_for_cells_not_called():
     import matplotlib
 

@@ -29,7 +29,7 @@ from ..metrics import accuracy
 from ..models import count_parameters, make_model, predict_logits, single_thread
 from ..training import train
 
-__all__ = ["SHIFTS", "MAX_ROTATION_DEGREES", "shift_images", "make_domains", "shift_curve", "FewLabels", "few_labels", "trainable_part", "fine_tune", "METHODS", "TransferSettings", "TransferComparison", "Progress", "CONTROLS", "compare_transfer", "mutual_learning", "compare_mutual", "plot_domains", "plot_shift_curves", "plot_transfer", "difference", "describe_transfer", "describe_mutual"]
+__all__ = ["SHIFTS", "MAX_ROTATION_DEGREES", "shift_images", "make_domains", "shift_curve", "FewLabels", "few_labels", "trainable_part", "fine_tune", "METHODS", "TransferSettings", "TransferComparison", "Progress", "CONTROLS", "compare_transfer", "mutual_learning", "compare_mutual", "plot_domains", "plot_shift_curves", "plot_transfer", "describe_transfer", "describe_mutual"]
 
 SHIFTS = ("rotate", "thicken", "blur", "noise", "invert")
 
@@ -724,23 +724,6 @@ def compare_mutual(target: Dataset, k: int = 5, seeds: Sequence[int] = (0, 1, 2,
     return records
 
 
-def difference(d: Paired) -> str:
-    """A paired difference with its interval and its wins, *without* a verdict.
-
-    For the differences this notebook does not call: too small for its seeds, so that the verdict of
-    :func:`kdlab.compare.paired` changes with ``SEED``.
-
-    Examples
-    --------
-    >>> difference(paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80]))
-    '+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds)'
-    """
-    if d.ci_low is None:
-        return f"{d.mean:+.3f} (n = 1, no interval)"
-    return (f"{d.mean:+.3f} (95% CI {d.ci_low:+.3f} to {d.ci_high:+.3f}, n = {d.n}; "
-            f"higher on {d.wins} of {d.n} seeds)")
-
-
 def _too_small(d: Paired) -> str:
     """Why a difference is not called: its interval, measured from zero."""
     if d.ci_low is None:
@@ -754,8 +737,8 @@ def _too_small(d: Paired) -> str:
 def _no_gain(d: Paired, of: str) -> str:
     """A student against the one teacher it copies: gain or no gain, the size of any loss not called."""
     if d.verdict == "better":
-        return f"above {of}, {difference(d)}."
-    return (f"{difference(d)}. The interval reaches at most {d.ci_high:+.3f}: no gain over {of}. How much it "
+        return f"above {of}, {d.interval()}."
+    return (f"{d.interval()}. The interval reaches at most {d.ci_high:+.3f}: no gain over {of}. How much it "
             "loses is not called here: the interval covers the students' seeds, not the teacher's one training "
             "run, and at the notebook's defaults its verdict changes with `SEED` (checked for `SEED` = 0 and 1).")
 
@@ -763,8 +746,8 @@ def _no_gain(d: Paired, of: str) -> str:
 def _no_loss(d: Paired, ratio: float) -> str:
     """A small student against its larger teacher: no loss, or a loss; a gain too small to call."""
     if d.verdict == "worse":
-        return f"below it, {difference(d)}."
-    return (f"{difference(d)}. The interval's lower end is {d.ci_low:+.3f}: the {ratio:.0f}x smaller student "
+        return f"below it, {d.interval()}."
+    return (f"{d.interval()}. The interval's lower end is {d.ci_low:+.3f}: the {ratio:.0f}x smaller student "
             f"loses at most {max(0.0, -d.ci_low):.3f} to its teacher. Whether it is *above* its teacher is too small "
             f"to call with {d.n} seeds: {_too_small(d)}, and at the notebook's defaults the verdict changes with "
             "`SEED` (checked for `SEED` = 0 and 1).")
@@ -774,7 +757,7 @@ def describe_mutual(records: Sequence[dict], offline: str, n_labelled: int, n_un
     """What :func:`compare_mutual`'s records show, in Markdown built from the numbers.
 
     The pair of peers (mean of A and B) against the same pair alone gets a verdict; each peer on its
-    own is a smaller, noisier difference, given as an interval only (see :func:`difference`).
+    own is a smaller, noisier difference, given as an interval only (see :meth:`kdlab.compare.Paired.interval`).
     ``offline`` is the offline method's summary, for the closing comparison.
     """
     from ..compare import by_seed
@@ -794,7 +777,7 @@ def describe_mutual(records: Sequence[dict], offline: str, n_labelled: int, n_un
     return (
         f"Two students from scratch, learning together on the {n_labelled} labelled images, against the same two "
         f"alone (mean of the pair, paired by seed): **{together}**. " + reading
-        + f"Each peer on its own: A {difference(peers['A'])}, B {difference(peers['B'])}. Peer by peer these "
+        + f"Each peer on its own: A {peers['A'].interval()}, B {peers['B'].interval()}. Peer by peer these "
         f"differences are too small to call with {together.n} seeds (A: {_too_small(peers['A'])}; B: "
         f"{_too_small(peers['B'])}); at the notebook's defaults their verdicts change with `SEED` (checked for `SEED` = 0 and 1), so this "
         f"notebook draws no conclusion from either peer alone. Offline method 5, with a fine-tuned teacher and the "
@@ -808,7 +791,7 @@ def describe_transfer(result: TransferComparison, source_accuracy: float) -> str
 
     Every comparison is paired by seed (:meth:`TransferComparison.paired`, :func:`kdlab.compare.paired`):
     a direction is stated only when the 95% interval of the difference excludes zero. Two differences
-    get no verdict, only their interval and what holds whatever the seeds (see :func:`difference`): the
+    get no verdict, only their interval and what holds whatever the seeds (see :meth:`kdlab.compare.Paired.interval`): the
     distilled source teacher against that teacher, and fine-tune-then-distil against its teacher; at
     the notebook's defaults their verdicts change with the seeds.
     """

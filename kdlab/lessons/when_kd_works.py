@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int, check_temperature
-from ..compare import Paired
+from ..compare import Paired, not_called  # not_called: re-exported for notebooks 07 and 08
 from ..data import Dataset
 from ..models import predict_logits
 from ..sweep import Method, SweepResult, train_batched
-from .new_domain import difference
 
 __all__ = ["TEACHERS", "STUDENTS", "SETTINGS", "Settings", "width_name", "train_teachers", "capacity_grid",
            "gain_table", "plot_gain_heatmap", "assistant_comparison", "born_again", "plot_born_again",
@@ -253,38 +252,6 @@ def assistant_comparison(grid: Mapping[str, SweepResult], teacher: str, eval_set
     """``{student: paired("via assistant", "KD from teacher")}`` for every student size that had an assistant."""
     return {s: res.paired("via assistant", f"KD from {teacher}", eval_set) for s, res in grid.items()
             if "via assistant" in res.methods}
-
-
-def not_called(d: Paired) -> str:
-    """A paired difference the notebooks do not call: its numbers and why, with no verdict word.
-
-    For the comparisons whose verdict changed between ``SEED = 0`` and ``SEED = 1``: the mean, its 95%
-    interval and the seeds' wins (:func:`kdlab.lessons.new_domain.difference`), then the reason read off the
-    interval at this ``SEED``.
-
-    Parameters
-    ----------
-    d : Paired
-        The comparison, from :func:`kdlab.compare.paired`.
-
-    Returns
-    -------
-    str
-        One sentence, e.g. for a difference whose interval contains zero.
-
-    Examples
-    --------
-    >>> from kdlab.compare import paired
-    >>> not_called(paired([0.80, 0.82, 0.81], [0.79, 0.82, 0.80]))
-    '+0.007 (95% CI -0.008 to +0.021, n = 3; higher on 2 of 3 seeds): too small to call with 3 seeds (the interval spans zero)'
-    """
-    if d.ci_low is None:
-        why = "one seed gives no interval"
-    elif d.ci_low <= 0 <= d.ci_high:
-        why = "the interval spans zero"
-    else:
-        why = "the interval misses zero at this SEED, but its verdict changed with SEED"
-    return f"{difference(d)}: too small to call with {d.n} seeds ({why})"
 
 
 def born_again(small: Dataset, start: SweepResult, method: str = "hard labels", *, generations: int, seeds: Sequence[int],
