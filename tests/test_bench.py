@@ -109,6 +109,19 @@ def test_peak_rss_sees_a_child_process():
     assert mem.peak > 200 * 2**20, f"peak {mem.peak / 2**20:.0f} MB; the child held 200 MB"
 
 
+def test_session_memory_sums_a_process_tree():
+    from kdlab.bench.session import _Memory
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = b'x' * (200 * 2**20); time.sleep(1.0)"])
+    try:
+        with _Memory(child.pid, interval=0.02) as mem:
+            child.wait()
+    finally:
+        child.kill()
+    assert mem.peak_rss >= mem.peak_pss > 150 * 2**20, f"PSS {mem.peak_pss / 2**20:.0f} MB; the child held 200 MB"
+    assert mem.most_kernels == 0  # no ipykernel in that tree
+
+
 def test_verdicts():
     assert bench._verdict(30.0, 45.0) == "met"
     assert bench._verdict(60.0, 45.0, unit=" s") == "missed by 15 s (33%)"

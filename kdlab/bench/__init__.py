@@ -74,40 +74,53 @@ def _load() -> list[float]:
         return []
 
 
-class _PeakRSS:
-    """Polls the summed resident memory of this process's descendants (the kernel) in a thread."""
+class _Poller:
+    """Calls :meth:`poll` every ``interval`` seconds in a background thread, inside a ``with`` block.
 
-    def __init__(self, interval: float = 0.05) -> None:
+    The base of the memory samplers here and in :mod:`kdlab.bench.session`.
+    """
+
+    def __init__(self, interval: float) -> None:
         import psutil
 
         self._psutil = psutil
-        self._me = psutil.Process()
         self.interval = interval
-        self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
-        total = 0
-        for child in self._me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
-                pass
-        return total
+    def poll(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            self.poll()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> _PeakRSS:
+    def __enter__(self) -> _Poller:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class _PeakRSS(_Poller):
+    """The peak of the summed resident memory of this process's descendants (the kernel)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__(interval)
+        self._me = self._psutil.Process()
+        self.peak = 0
+
+    def poll(self) -> None:
+        total = 0
+        for child in self._me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                pass
+        self.peak = max(self.peak, total)
 
 
 # --------------------------------------------------------------------------------------------

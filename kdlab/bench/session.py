@@ -40,6 +40,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import _Poller
+
 ROOT = Path(__file__).resolve().parents[2]
 BINDER_CONFIG = ROOT / "binder" / "jupyter_server_config.py"
 LIMIT_MB = 2048.0
@@ -105,20 +107,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Memory:
-    """Samples the summed PSS and RSS of a process and its descendants in a thread."""
+class _Memory(_Poller):
+    """The peaks of the summed PSS and RSS of a process and its descendants, and their kernels."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
-        import psutil
-
-        self._psutil, self._root = psutil, psutil.Process(pid)
-        self.interval = interval
+        super().__init__(interval)
+        self._root = self._psutil.Process(pid)
         self.peak_pss = self.peak_rss = 0
         self.kernels_at_peak = self.most_kernels = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> tuple[int, int, int]:
+    def poll(self) -> None:
         pss = rss = kernels = 0
         for proc in [self._root, *self._root.children(recursive=True)]:
             try:
@@ -128,24 +126,10 @@ class _Memory:
                 continue
             pss += getattr(info, "pss", info.rss)
             rss += info.rss
-        return pss, rss, kernels
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pss, rss, kernels = self._sample()
-            self.most_kernels = max(self.most_kernels, kernels)
-            if pss > self.peak_pss:
-                self.peak_pss, self.kernels_at_peak = pss, kernels
-            self.peak_rss = max(self.peak_rss, rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> _Memory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.most_kernels = max(self.most_kernels, kernels)
+        if pss > self.peak_pss:
+            self.peak_pss, self.kernels_at_peak = pss, kernels
+        self.peak_rss = max(self.peak_rss, rss)
 
 
 class _Tabs:
