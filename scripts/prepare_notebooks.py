@@ -15,7 +15,11 @@ Each notebook gets, or has brought up to date:
    Colab's custom widget manager (plotly's FigureWidget and anywidget need it). Elsewhere it does
    nothing;
 3. as its last cell (tag ``kdlab-next``), a markdown cell: shut this kernel down before the next
-   notebook (a Binder session has 2 GB for all its kernels), and a link to the next notebook.
+   notebook (a Binder session has 2 GB for all its kernels), and a link to the next notebook;
+4. in its opening, the run time of its "**Time**:" line, from benchmarks/results.json (``python -m
+   kdlab.bench``): wall time from a fresh kernel on all cores and on one core, and the kernel's peak
+   memory, so that no run time in an opening is typed by hand. The reading time ("about N minutes to
+   read") is the author's and stays; a notebook the benchmark has not measured keeps its line.
 
 Notebooks are written only when they change. The inserted code cell has no output; store the
 notebook executed afterwards (scripts/execute_notebook.py does both). tests/test_prepare_notebooks.py
@@ -25,6 +29,7 @@ checks every notebook against this script.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tomllib
@@ -44,6 +49,9 @@ COLAB_KEEPS = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "matplotlib"
 NOT_ON_COLAB = ("jupyterlab",)
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 LAUNCH_LINE = re.compile(r"^\[!\[Open in Colab\]\(.*$", re.M)
+TIME_LINE = re.compile(r"^\*\*Time\*\*:.*(?:\n.+)*", re.M)  # the paragraph
+READING = re.compile(r"about (\d+) minutes to read")
+RESULTS = ROOT / "benchmarks" / "results.json"
 
 
 def notebooks() -> list[Path]:
@@ -118,17 +126,47 @@ def with_launch_line(source: str, line: str) -> str:
     return "\n".join(lines[:at] + ([""] if at else []) + [line] + ([""] if after and after[0] else []) + after)
 
 
+def timings(results: Path | None = None) -> dict[str, dict]:
+    """Per notebook stem: the benchmark's default-mode run on all cores and on one core, and the machine."""
+    results = results or RESULTS
+    if not results.exists():
+        return {}
+    data = json.loads(results.read_text())
+    one_core = data.get("notebooks_one_core") or {}
+    out = {}
+    for name, run in (data.get("notebooks") or {}).items():
+        alone = one_core.get(name) or {}
+        if run.get("mode") == "default" and run.get("ok") and alone.get("ok"):
+            out[name] = {"seconds": run["seconds"], "one_core": alone["seconds"],
+                         "peak_mb": max(run["peak_mb"], alone["peak_mb"]),
+                         "cores": data["machine"]["cpu_count"], "date": data["machine"]["date"][:10]}
+    return out
+
+
+def time_line(line: str, timing: dict | None) -> str:
+    """The opening's "**Time**:" line with the benchmark's run time (unchanged without a timing)."""
+    reading = READING.search(line)
+    if timing is None or reading is None:
+        return line
+    return (f"**Time**: about {reading.group(1)} minutes to read. It runs top to bottom in {timing['seconds']:.0f} s "
+            f"from a fresh kernel on the project's {timing['cores']}-core machine, {timing['one_core']:.0f} s on one "
+            f"core (as on Binder), with at most {timing['peak_mb']:.0f} MB of kernel memory (`python -m kdlab.bench`, "
+            f"{timing['date']}, [benchmarks/RESULTS.md](../benchmarks/RESULTS.md)); the time of this run depends on the "
+            "machine and on what else it is doing.")
+
+
 def _tagged(nb: nbformat.NotebookNode, tag: str) -> list[int]:
     return [i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])]
 
 
 def prepare(nb: nbformat.NotebookNode, path: Path, following: tuple[Path, str] | None,
-            installs: list[str]) -> nbformat.NotebookNode:
+            installs: list[str], timing: dict | None = None) -> nbformat.NotebookNode:
     """Bring ``nb`` (the notebook at ``path``) up to date in place; return it."""
     opening = nb.cells[0]
     if opening.cell_type != "markdown":
         raise ValueError(f"{path.name}: the first cell must be the markdown opening, got a {opening.cell_type} cell")
     opening.source = with_launch_line(opening.source, launch_line(path))
+    opening.source = TIME_LINE.sub(lambda m: time_line(m.group(0), timing), opening.source, count=1)
 
     source = colab_cell_source(installs)
     found = _tagged(nb, COLAB_TAG)
@@ -151,6 +189,7 @@ def prepare_files(paths: list[Path], check: bool = False) -> list[Path]:
     """Prepare the notebooks at ``paths``; return those that changed (with ``check``, write nothing)."""
     order = notebooks()
     installs = colab_installs()
+    times = timings()
     changed = []
     for path in paths:
         path = path.resolve()
@@ -160,7 +199,7 @@ def prepare_files(paths: list[Path], check: bool = False) -> list[Path]:
         if path in order and order.index(path) + 1 < len(order):
             next_path = order[order.index(path) + 1]
             following = (next_path, title(nbformat.read(next_path, as_version=4), next_path))
-        after = nbformat.writes(prepare(nb, path, following, installs))
+        after = nbformat.writes(prepare(nb, path, following, installs, times.get(path.stem)))
         if after != before:
             changed.append(path)
             if not check:

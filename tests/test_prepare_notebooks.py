@@ -1,5 +1,5 @@
-"""scripts/prepare_notebooks.py (the Colab cell, the Colab badge and glossary link, the closing line)
-and every notebook against it.
+"""scripts/prepare_notebooks.py (the Colab cell, the Colab badge and glossary link, the closing line, the
+run time in the opening) and every notebook against it.
 
 The last test is an expected failure until the script has been run on the notebooks (issue 13:
 it runs once they are final); from the first notebook that carries the Colab cell on, it is
@@ -9,6 +9,7 @@ enforced for all of them.
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import importlib.util
 import subprocess
 import sys
@@ -46,6 +47,29 @@ def folder(tmp_path, monkeypatch):
     lesson(tmp_path / "notebooks/00_first.ipynb", "00 · First")
     lesson(tmp_path / "notebooks/01_second.ipynb", "01 · Second")
     return tmp_path / "notebooks"
+
+
+def test_the_time_line_comes_from_the_benchmark(folder, tmp_path, monkeypatch):
+    first, second = prep.notebooks()
+    nb = nbformat.read(first, as_version=4)
+    nb.cells[0].source = ("# 00 · First: a subtitle\n\n**Time**: about 20 minutes to read. It took\nabout 9 s once.\n\n"
+                          "**Prerequisites**: none.")
+    nbformat.write(nb, first)
+    machine = {"cpu_count": 2, "date": "2026-12-01 22:41 UTC"}
+    run = {"seconds": 31.4, "peak_mb": 530.8, "mode": "default", "ok": True}
+    results = {"machine": machine, "notebooks": {"00_first": run, "01_second": {**run, "mode": "fast"}},
+               "notebooks_one_core": {"00_first": {**run, "seconds": 40.2, "peak_mb": 600.0, "cores": 1},
+                                      "01_second": {**run, "cores": 1}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    monkeypatch.setattr(prep, "RESULTS", tmp_path / "results.json")
+    assert set(prep.timings()) == {"00_first"}, "a FAST-mode run is no run time for an opening"
+    prep.prepare_files([first, second])
+    opening = nbformat.read(first, as_version=4).cells[0].source
+    assert ("**Time**: about 20 minutes to read. It runs top to bottom in 31 s from a fresh kernel on the project's "
+            "2-core machine, 40 s on one core (as on Binder), with at most 600 MB of kernel memory") in opening
+    assert "about 9 s once" not in opening and opening.endswith("\n\n**Prerequisites**: none.")
+    assert "**Time**: 5 min." in nbformat.read(second, as_version=4).cells[0].source  # not measured: kept
+    assert prep.prepare_files([first, second]) == [], "a second run must change nothing"
 
 
 def test_prepare_adds_the_cells_once(folder):
