@@ -9,8 +9,8 @@ enforced for all of them.
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import importlib.util
+import json
 import subprocess
 import sys
 import tomllib
