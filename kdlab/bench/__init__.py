@@ -608,8 +608,8 @@ def write_markdown(results: dict, path: Path) -> None:
     kd = results.get("kd_effect") or {}
     if kd:
         lines += ["## The KD effect", "",
-                  "Test accuracy, mean ± std over seeds (one teacher and one pair of students per seed; both "
-                  "students start from the same weights). Settings chosen on a validation split of the "
+                  "Test accuracy, mean ± std over seeds (one teacher and its students per seed; all students "
+                  "start from the same weights). Settings chosen on a validation split of the "
                   "training set, never on the test split; the test split is evaluated once, here. "
                   "Gap closed = (distilled − hard) / (teacher − hard). The control trains the same student, from the "
                   "same weights, on the same transfer inputs and epochs with the teacher's arg-max as hard labels: "
@@ -619,8 +619,8 @@ def write_markdown(results: dict, path: Path) -> None:
 
         def row(name: str, variant: str, r: dict) -> str:
             ms = lambda k: f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}"  # noqa: E731
-            return (f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | "
-                    f"{r['T']:g} | {r['alpha']:g} | {_pct(r['gap_closed'])} |")
+            knobs = " | ".join("–" if r[k] is None else f"{r[k]:g}" for k in ("T", "alpha"))  # –: no soft targets
+            return f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | {knobs} | {_pct(r['gap_closed'])} |"
 
         def label(r: dict, default: str) -> str:
             n = r.get("transfer_samples") or 0
@@ -630,7 +630,8 @@ def write_markdown(results: dict, path: Path) -> None:
             lines.append(row(name, label(r, "recipe"), r))
             if r.get("pseudo"):
                 lines.append(row(name, "control: the teacher's arg-max labels on the recipe's transfer set",
-                                 {**r, "distilled": r["pseudo"], "gap_closed": r.get("pseudo_gap_closed")}))
+                                 {**r, "distilled": r["pseudo"], "gap_closed": r.get("pseudo_gap_closed"), "T": None,
+                                  "alpha": None}))
             for vname, v in (r.get("variants") or {}).items():
                 lines.append(row(name, label(v, vname), {**r, **v}))
         lines += [""]
