@@ -85,9 +85,11 @@ def test_quick_bench_json_has_the_keys_and_types(quick_run):
 
     assert set(results["kd_effect"]) >= {"mnist1d", "digits"}
     for name, kd in results["kd_effect"].items():
-        for player in ("teacher", "hard", "distilled"):
+        for player in ("teacher", "hard", "distilled", "pseudo"):
             stats = kd[player]
             assert 0 <= stats["mean"] <= 1 and stats["std"] >= 0, (name, player)
+        for key in ("kd_vs_hard", "soft_vs_pseudo"):
+            assert kd[key]["n"] == len(kd["seeds"]) and kd[key]["verdict"] in kdlab.compare.VERDICTS, (name, key)
         assert kd["T"] > 0 and 0 <= kd["alpha"] <= 1
         assert kd["gap_closed"] is None or isinstance(kd["gap_closed"], float)  # null: teacher no better
         assert len(kd["seeds"]) >= 2
@@ -177,6 +179,31 @@ def test_compare_runs_a_tiny_recipe_and_computes_the_gap():
     assert len(res.teacher) == len(res.hard) == len(res.distilled) == 2
     t, h, d = (sum(v) / 2 for v in (res.teacher, res.hard, res.distilled))
     assert math.isnan(s["gap_closed"]) if t <= h else s["gap_closed"] == pytest.approx((d - h) / (t - h))
+    assert len(res.pseudo) == 2 and s["pseudo"]["mean"] == pytest.approx(sum(res.pseudo) / 2)
+    soft = kdlab.compare.paired(res.distilled, res.pseudo)
+    assert s["soft_vs_pseudo"] == {"n": 2, "mean": soft.mean, "ci_low": soft.ci_low, "ci_high": soft.ci_high,
+                                   "wins": soft.wins, "verdict": soft.verdict}
+    assert s["kd_vs_hard"]["mean"] == pytest.approx(d - h)
+
+
+def test_pseudo_label_control_fits_the_teachers_argmax_with_the_distilled_students_settings():
+    """The control is the distilled student's run with the teacher's arg-max as labels: not the labels, not soft."""
+    data = kdlab.load_dataset("digits")
+    r = recipes.get_recipe("digits").replace(teacher_epochs=1, kd_epochs=2, kd_batch_size=32, alpha=1.0)
+    teacher = recipes.train_teacher(data, r)
+    x = data.x_train[:300]
+    pseudo = kdlab.predict_logits(teacher, x).argmax(1)
+    assert (pseudo != data.y_train[:300]).any(), "a one-epoch teacher must make mistakes for this test to mean anything"
+    control = recipes.train_pseudo_label_student(data, teacher, r, seed=3, transfer=x)
+    expected = kdlab.make_model("mlp", data.input_shape, data.n_classes, widths=r.student_widths, seed=3)
+    kdlab.train(expected, x, pseudo, epochs=2, lr=r.kd_lr, batch_size=32, seed=3, progress=False)
+    on_labels = kdlab.make_model("mlp", data.input_shape, data.n_classes, widths=r.student_widths, seed=3)
+    kdlab.train(on_labels, x, data.y_train[:300], epochs=2, lr=r.kd_lr, batch_size=32, seed=3, progress=False)
+    for a, b in zip(control.parameters(), expected.parameters()):
+        torch.testing.assert_close(a, b)
+    assert not all(torch.allclose(a, c) for a, c in zip(control.parameters(), on_labels.parameters()))
+    distilled = recipes.train_distilled_student(data, teacher, r, seed=3, transfer=x)
+    assert not all(torch.allclose(a, c) for a, c in zip(control.parameters(), distilled.parameters()))
 
 
 def test_transfer_set_adds_unlabelled_examples():
@@ -205,6 +232,11 @@ def test_markdown_from_a_results_dict(tmp_path):
                                "cpu_speedup": seq / 5.0, "sequential_note": "all runs timed"}
                         for name, seq in (("00_digits", 45.0), ("02_mnist1d", 35.0))},
         "kd_effect": {"mnist1d": {"teacher": stats(0.96), "hard": stats(0.66), "distilled": stats(0.81), "T": 4.0,
+                                  "pseudo": stats(0.80), "pseudo_gap_closed": 0.47,
+                                  "kd_vs_hard": {"n": 2, "mean": 0.15, "ci_low": 0.05, "ci_high": 0.25, "wins": 2,
+                                                 "verdict": "better"},
+                                  "soft_vs_pseudo": {"n": 2, "mean": 0.01, "ci_low": -0.2, "ci_high": 0.22, "wins": 1,
+                                                     "verdict": "no clear difference"},
                                   "alpha": 1.0, "gap_closed": 0.5, "transfer_samples": 40000, "seeds": [0, 1],
                                   "variants": {"labelled only": {"distilled": stats(0.65), "T": 4.0, "alpha": 1.0,
                                                                  "gap_closed": None, "transfer_samples": 0}}}},
@@ -221,6 +253,12 @@ def test_markdown_from_a_results_dict(tmp_path):
     assert ("| `00_digits`: MLP(8,), 3 methods (hard labels / teacher's labels / KD) x 5 seeds | 15 | 40 | 5.0 (2.5) | "
             "45.0 (22.5) | 9.0× (9.0×) |") in md
     assert "gain +0.150, largest std 0.010 | met" in md
+    assert ("| MNIST-1D: the soft part adds (distilled − teacher's arg-max labels, paired 95% CI above 0) | +0.010 "
+            "(95% CI -0.200 to +0.220, n = 2, 1/2 seeds): no clear difference; control 0.800 closes 47% of the gap | "
+            "missed: no clear difference |") in md
+    assert ("| control: the teacher's arg-max labels on the recipe's transfer set | 0.960 ± 0.010 | 0.660 ± 0.010 | "
+            "0.800 ± 0.010 | – | – | 47% |") in md
+    assert "distilled − hard labels +0.150 (95% CI +0.050 to +0.250, n = 2, 2/2 seeds): better" in md
     assert "recipe: transfer set + 40,000 unlabelled examples" in md and "| n/a |" in md
     assert "TemperatureExplorer failed: RuntimeError: no display" in md and "--keep kd_effect" in md
     assert bench._no_nan({"a": [float("nan"), 1.0]}) == {"a": [None, 1.0]}

@@ -9,8 +9,8 @@ one core (``taskset -c``: mybinder.org gives a session about one CPU); times the
 callback and one retrain of the 2-D playground (:mod:`kdlab.widgets`); times a batched sweep of
 student runs against the same runs one after another (:mod:`kdlab.sweep`), and the 5-seed
 comparisons of notebooks 00 and 02 trained batched against one after another; trains the tuned KD
-recipes of :mod:`kdlab.bench.recipes` over five seeds; and times ``import kdlab`` in a fresh
-interpreter. What cannot be measured (a widget that fails, no ``taskset`` for the one-core run) is
+recipes of :mod:`kdlab.bench.recipes` over five seeds, each with its arg-max-label control; and
+times ``import kdlab`` in a fresh interpreter. What cannot be measured (a widget that fails, no ``taskset`` for the one-core run) is
 recorded as ``null`` with the reason under ``"missing"``, and RESULTS.md says so.
 
 ``--keep SECTION`` reuses a section of the existing JSON instead of measuring it again (RESULTS.md
@@ -450,6 +450,14 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
 
 
+def _paired_text(p: dict) -> str:
+    """A paired difference from the JSON (:func:`kdlab.compare.paired`'s fields) as one phrase."""
+    if p.get("ci_low") is None:
+        return f"{p['mean']:+.3f} (n = {p['n']}, no interval)"
+    return (f"{p['mean']:+.3f} (95% CI {p['ci_low']:+.3f} to {p['ci_high']:+.3f}, n = {p['n']}, "
+            f"{p['wins']}/{p['n']} seeds): {p['verdict']}")
+
+
 def _verdict(value: float | None, target: float, higher_is_better: bool = False, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not measured"
@@ -504,6 +512,11 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("MNIST-1D: gain larger than the spread over seeds",
                      f"gain {gain:+.3f}, largest std {spread:.3f}",
                      "met" if gain > spread else "missed", "kd_effect"))
+        if kd.get("soft_vs_pseudo"):
+            p = kd["soft_vs_pseudo"]
+            rows.append(("MNIST-1D: the soft part adds (distilled − teacher's arg-max labels, paired 95% CI above 0)",
+                         f"{_paired_text(p)}; control {kd['pseudo']['mean']:.3f} closes {_pct(kd.get('pseudo_gap_closed'))} "
+                         "of the gap", "met" if p["verdict"] == "better" else f"missed: {p['verdict']}", "kd_effect"))
     return rows
 
 
@@ -599,24 +612,28 @@ def write_markdown(results: dict, path: Path) -> None:
               "recipe teacher's arg-max labels and by KD, 40 epochs) and notebook 02's T × alpha grid (MNIST-1D, "
               "MLP(64), 20 epochs), 5 seeds each, trained by `kdlab.sweep.train_batched` and by `kdlab.train` one "
               "after another (a subset of 02's runs, extrapolated).",
-              "- **kd_effect**: `kdlab.bench.recipes.compare` trains, for each seed, a teacher, a hard-label student and "
-              "a distilled student (the same initial weights), and reports test accuracy.",
+              "- **kd_effect**: `kdlab.bench.recipes.compare` trains, for each seed, a teacher, a hard-label student, "
+              "a distilled student and the control (the student on the teacher's arg-max labels, same transfer inputs "
+              "and epochs), all students from the same initial weights, and reports test accuracy and the paired "
+              "differences (`kdlab.compare.paired`).",
               "- **import_s**: `python -c \"import kdlab\"` in a fresh interpreter.", ""]
 
     kd = results.get("kd_effect") or {}
     if kd:
         lines += ["## The KD effect", "",
-                  "Test accuracy, mean ± std over seeds (one teacher and one pair of students per seed; both "
-                  "students start from the same weights). Settings chosen on a validation split of the "
+                  "Test accuracy, mean ± std over seeds (one teacher and its students per seed; all students "
+                  "start from the same weights). Settings chosen on a validation split of the "
                   "training set, never on the test split; the test split is evaluated once, here. "
-                  "Gap closed = (distilled − hard) / (teacher − hard).", "",
+                  "Gap closed = (distilled − hard) / (teacher − hard). The control trains the same student, from the "
+                  "same weights, on the same transfer inputs and epochs with the teacher's arg-max as hard labels: "
+                  "distilled − control is what the soft part of the targets adds.", "",
                   "| data set | variant | teacher | hard-label student | distilled student | T | alpha | gap closed |",
                   "| --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
 
         def row(name: str, variant: str, r: dict) -> str:
             ms = lambda k: f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}"  # noqa: E731
-            return (f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | "
-                    f"{r['T']:g} | {r['alpha']:g} | {_pct(r['gap_closed'])} |")
+            knobs = " | ".join("–" if r[k] is None else f"{r[k]:g}" for k in ("T", "alpha"))  # –: no soft targets
+            return f"| {name} | {variant} | {ms('teacher')} | {ms('hard')} | {ms('distilled')} | {knobs} | {_pct(r['gap_closed'])} |"
 
         def label(r: dict, default: str) -> str:
             n = r.get("transfer_samples") or 0
@@ -624,8 +641,17 @@ def write_markdown(results: dict, path: Path) -> None:
 
         for name, r in kd.items():
             lines.append(row(name, label(r, "recipe"), r))
+            if r.get("pseudo"):
+                lines.append(row(name, "control: the teacher's arg-max labels on the recipe's transfer set",
+                                 {**r, "distilled": r["pseudo"], "gap_closed": r.get("pseudo_gap_closed"), "T": None,
+                                  "alpha": None}))
             for vname, v in (r.get("variants") or {}).items():
                 lines.append(row(name, label(v, vname), {**r, **v}))
+        lines += [""]
+        for name, r in kd.items():
+            if r.get("kd_vs_hard") and r.get("soft_vs_pseudo"):
+                lines += [f"- {name}, paired by seed: distilled − hard labels {_paired_text(r['kd_vs_hard'])}; "
+                          f"distilled − teacher's arg-max labels (the soft part) {_paired_text(r['soft_vs_pseudo'])}."]
         lines += [""]
         for name, r in kd.items():
             if r.get("seconds") is not None:

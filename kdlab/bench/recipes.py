@@ -11,10 +11,14 @@ The three players, trained with :func:`kdlab.train`:
 - :func:`train_teacher`: the big model, on the labelled training set;
 - :func:`train_hard_student`: the small model on the hard labels alone (the baseline);
 - :func:`train_distilled_student`: the same small model, from the same initial weights, distilled
-  from the teacher on the transfer set.
+  from the teacher on the transfer set;
+- :func:`train_pseudo_label_student`: the control, the same small model from the same weights on
+  the same transfer inputs and epochs, fitting the teacher's arg-max as hard labels: what the
+  teacher's decisions add without its soft targets.
 
-:func:`compare` runs all three over several seeds and summarises the accuracies (mean and std)
-and the fraction of the teacher-student gap that distillation closed.
+:func:`compare` runs all four over several seeds and summarises the accuracies (mean and std),
+the fraction of the teacher-student gap that distillation closed, and the paired differences
+(distilled − hard, distilled − arg-max control) from :func:`kdlab.compare.paired`.
 
 Example
 -------
@@ -32,9 +36,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_alpha, check_temperature
+from ..compare import Paired, paired
 from ..data import Dataset, load_dataset, load_mnist1d
 from ..metrics import accuracy
 from ..models import make_model, predict_logits
@@ -43,7 +49,8 @@ from ..transforms import AUGMENTS, make_augment
 
 __all__ = [
     "Recipe", "RECIPES", "RECIPE_NOTES", "RECIPE_VARIANTS", "describe", "get_recipe", "make_augment", "transfer_set",
-    "train_teacher", "train_hard_student", "train_distilled_student", "KDComparison", "compare",
+    "train_teacher", "train_hard_student", "train_distilled_student", "train_pseudo_label_student", "KDComparison",
+    "compare",
 ]
 
 @dataclass(frozen=True)
@@ -298,6 +305,48 @@ def train_distilled_student(
     return model.eval()
 
 
+def _teacher_argmax_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor | None,
+                         T: float, alpha: float) -> torch.Tensor:
+    # Cross-entropy on the teacher's decision for this (possibly augmented) input: its soft part dropped.
+    return F.cross_entropy(student_logits, teacher_logits.argmax(1))
+
+
+def train_pseudo_label_student(
+    data: Dataset,
+    teacher: nn.Module,
+    recipe: Recipe,
+    seed: int = 0,
+    transfer: torch.Tensor | None = None,
+    progress: bool = False,
+) -> nn.Module:
+    """The control of :func:`train_distilled_student`: the teacher's arg-max as hard labels.
+
+    The same student, initial weights, transfer inputs, epochs, learning rate, batch size and
+    augmentation as the distilled student; the only change is the target, the teacher's arg-max
+    on each (augmented) input instead of its softened distribution. Labels are not used, so
+    the difference distilled − control is what the *soft* part of the targets adds.
+
+    Example
+    -------
+    >>> import kdlab
+    >>> from kdlab.bench import recipes
+    >>> d = kdlab.load_dataset("digits")
+    >>> r = recipes.get_recipe("digits").fast()
+    >>> teacher = recipes.train_teacher(d, r)
+    >>> recipes.train_pseudo_label_student(d, teacher, r).training
+    False
+    """
+    recipe = _check_recipe(recipe)
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    x = transfer_set(data, recipe) if transfer is None else transfer
+    model = _student(data, recipe, seed)
+    train(model, x, None, teacher=teacher, T=recipe.T, alpha=1.0, loss_fn=_teacher_argmax_loss,
+          epochs=recipe.kd_epochs, lr=recipe.kd_lr, batch_size=recipe.kd_batch_size or recipe.batch_size, seed=seed,
+          augment=make_augment(recipe.kd_augment, data.input_shape), progress=progress, desc="teacher's arg-max")
+    return model.eval()
+
+
 _SHARED_FIELDS = ("dataset", "teacher", "teacher_widths", "teacher_kwargs", "teacher_epochs", "teacher_lr",
                   "teacher_augment", "student", "student_widths", "hard_epochs", "hard_lr", "hard_weight_decay",
                   "hard_augment", "dataset_kwargs")
@@ -311,11 +360,16 @@ def _gap(teacher: float, hard: float, distilled: float) -> float:
     return (distilled - hard) / (teacher - hard) if teacher > hard else float("nan")
 
 
+def _paired_dict(p: Paired) -> dict[str, object]:
+    return {"n": p.n, "mean": p.mean, "ci_low": p.ci_low, "ci_high": p.ci_high, "wins": p.wins, "verdict": p.verdict}
+
+
 @dataclass
 class KDComparison:
-    """Accuracies of teacher, hard-label student and distilled student(s), one entry per seed.
+    """Accuracies of teacher, hard-label student, distilled student(s) and control, one entry per seed.
 
-    ``variants[name]`` holds the accuracies of other distilled students (other KD settings, the
+    ``pseudo`` is the control: the student trained on the teacher's arg-max labels on the
+    distilled student's transfer inputs (same seeds, weights and epochs). ``variants[name]`` holds the accuracies of other distilled students (other KD settings, the
     same teacher and hard-label student per seed); their recipes are in ``variant_recipes``.
     """
 
@@ -325,6 +379,7 @@ class KDComparison:
     teacher: list[float]
     hard: list[float]
     distilled: list[float]
+    pseudo: list[float] = field(default_factory=list)
     split: str = "test"
     variants: dict[str, list[float]] = field(default_factory=dict)
     variant_recipes: dict[str, Recipe] = field(default_factory=dict)
@@ -334,12 +389,27 @@ class KDComparison:
         """(distilled - hard) / (teacher - hard), on the means; NaN if the teacher is not better."""
         return _gap(*(statistics.fmean(v) for v in (self.teacher, self.hard, self.distilled)))
 
+    @property
+    def kd_vs_hard(self) -> Paired:
+        """Distilled − hard-label student, paired by seed (:func:`kdlab.compare.paired`)."""
+        return paired(self.distilled, self.hard)
+
+    @property
+    def soft_vs_pseudo(self) -> Paired:
+        """Distilled − arg-max control, paired by seed: what the soft part of the targets adds."""
+        return paired(self.distilled, self.pseudo)
+
     def summary(self) -> dict[str, object]:
-        """A JSON-ready summary: mean and std of each accuracy, T, alpha, gap closed (and variants')."""
+        """A JSON-ready summary: mean and std of each accuracy, T, alpha, gap closed, the paired
+        differences ``kd_vs_hard`` and ``soft_vs_pseudo`` (n, mean, CI, wins, verdict) and variants'."""
         out: dict[str, object] = {
             "teacher": _stats(self.teacher),
             "hard": _stats(self.hard),
             "distilled": _stats(self.distilled),
+            "pseudo": _stats(self.pseudo),
+            "kd_vs_hard": _paired_dict(self.kd_vs_hard),
+            "soft_vs_pseudo": _paired_dict(self.soft_vs_pseudo),
+            "pseudo_gap_closed": _gap(*(statistics.fmean(v) for v in (self.teacher, self.hard, self.pseudo))),
             "T": self.recipe.T,
             "alpha": self.recipe.alpha,
             "gap_closed": self.gap_closed,
@@ -372,7 +442,7 @@ def compare(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> KDComparison:
-    """Train teacher, hard-label student and distilled student for each seed; report accuracies.
+    """Train teacher, hard-label, distilled and arg-max-control students for each seed; report accuracies.
 
     Parameters
     ----------
@@ -381,7 +451,7 @@ def compare(
     recipe : Recipe, optional
         Default: the tuned recipe of that data set.
     seeds : sequence of int
-        One teacher and one pair of students per seed (students start from the same weights).
+        One teacher and three students per seed (the students start from the same weights).
     validation : bool
         Evaluate on a validation split of the training set (for tuning) instead of the test set.
     variants : dict of name to Recipe, optional
@@ -421,11 +491,13 @@ def compare(
         result.hard.append(score(train_hard_student(data, recipe, seed=seed, progress=progress)))
         result.distilled.append(score(train_distilled_student(data, teacher, recipe, seed=seed,
                                                               transfer=transfers[""], progress=progress)))
+        result.pseudo.append(score(train_pseudo_label_student(data, teacher, recipe, seed=seed,
+                                                              transfer=transfers[""], progress=progress)))
         for name, other in variants.items():
             result.variants[name].append(score(train_distilled_student(data, teacher, other, seed=seed,
                                                                        transfer=transfers[name], progress=progress)))
         if log is not None:
             extra = "".join(f"  {name} {values[-1]:.3f}" for name, values in result.variants.items())
             log(f"{data.name} seed {seed}: teacher {result.teacher[-1]:.3f}  hard {result.hard[-1]:.3f}  "
-                f"distilled {result.distilled[-1]:.3f}{extra}")
+                f"distilled {result.distilled[-1]:.3f}  teacher's arg-max {result.pseudo[-1]:.3f}{extra}")
     return result
