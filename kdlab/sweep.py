@@ -840,8 +840,9 @@ def train_stacked(
 
     ``extra_loss(model, x_batch, batch_idx)`` is written for run 0: it is called with
     ``models[0]`` and uses ``extra_modules[0]`` (e.g. a FitNets regressor); inside the step, run
-    ``r``'s parameters stand in for theirs. ``loss_fn`` is called once per run, as :func:`train`
-    calls it. The models' weights are written back after every epoch, before the callbacks.
+    ``r``'s parameters stand in for theirs. A learner's ``loss_fn`` is called once per run, as
+    :func:`train` calls it; the default KD loss is :func:`batched_distillation_loss`, all runs at
+    once. The models' weights are written back after every epoch, before the callbacks.
 
     Parameters
     ----------
@@ -893,10 +894,13 @@ def train_stacked(
     if extra_modules and (len(extra_modules) != len(models) or not all(isinstance(m, nn.Module) for m in extra_modules)):
         raise ValueError(f"extra_modules must hold one torch.nn.Module per model ({len(models)}), got "
                          f"{len(extra_modules)} items")
+    learners = loss_fn is not None
     y, T, alpha, loss_fn, custom = _checked_settings(models[0], x, y, teacher, T, alpha, loss_fn, extra_loss, None)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     callbacks = list(callbacks)
+    n_runs = len(models)
+    T_runs, alpha_runs = torch.full((n_runs,), float(T)), torch.full((n_runs,), float(alpha))
     runs = [_Run(m, extra_modules[r] if extra_modules else None, extra_loss) for r, m in enumerate(models)]
     shapes = [[(k, v.shape) for k, v in run.named_parameters()] for run in runs]
     for r, run in enumerate(runs):
@@ -931,16 +935,20 @@ def train_stacked(
             for epoch in bar:
                 template.train()
                 perms = torch.stack([torch.randperm(len(x), generator=g) for g in gens])
-                totals = torch.zeros(len(models))
+                totals = torch.zeros(n_runs)
                 for step, i in enumerate(range(0, len(x), batch_size), start=1):
                     idx = perms[:, i : i + batch_size]
                     logits, extra = step_all(params, x[idx], idx)
-                    losses = []
-                    for r in range(len(models)):
-                        loss = loss_fn(logits[r], None if teacher_logits is None else teacher_logits[idx[r]],
-                                       None if y is None else y[idx[r]], T, alpha) + extra[r]
+                    tb = None if teacher_logits is None else teacher_logits[idx]
+                    yb = None if y is None else y[idx]
+                    if learners:  # a learner's loss, run by run, as kdlab.train calls it
+                        losses = [loss_fn(logits[r], None if tb is None else tb[r], None if yb is None else yb[r], T,
+                                          alpha) + extra[r] for r in range(n_runs)]
+                    else:  # the KD loss (cross-entropy without a teacher) of every run at once
+                        losses = list(batched_distillation_loss(logits, tb, yb, T_runs, alpha_runs) + extra)
+                    for r, loss in enumerate(losses):
                         try:
-                            losses.append(_check_step_loss(loss, epoch, step, custom))
+                            _check_step_loss(loss, epoch, step, custom)
                         except ValueError as err:
                             raise ValueError(f"run {r} (seed {seeds[r]}): {err}") from None
                     loss = torch.stack([v.reshape(()) for v in losses])
