@@ -325,7 +325,3 @@ def test_curve_every_few_epochs_keeps_stage_1_and_measures_the_late_gain(setup):
                                                                full["curve"][-1] - full["curve"][-2]]
     with pytest.raises(ValueError, match="no point 2 epochs before"):
         hints.late_gain([r], "hints, then KD", 2)
-    assert hints.at_epoch([r], "hints, then KD", 4) == {0: r["curve"][1]} and hints.at_epoch([r], "KD", 4) == {}
-    assert hints.at_epoch([full], "hints, then KD", 4) == {0: full["curve"][3]}
-    with pytest.raises(ValueError, match="no point at epoch 3"):
-        hints.at_epoch([r], "hints, then KD", 3)

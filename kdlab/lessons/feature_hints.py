@@ -36,7 +36,7 @@ from ..metrics import _as_matrix, accuracy, linear_cka
 from ..models import predict_logits
 from ..sweep import train_stacked
 
-__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_methods", "run_method", "late_gain", "at_epoch", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
+__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_methods", "run_method", "late_gain", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
 
 
 def project_2d(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,22 +315,6 @@ def late_gain(records: Sequence[dict], method: str, last: int) -> list[float]:
                 raise ValueError(f"the curve has no point {last} epochs before its end (points at {epochs})")
             gains.append(r["curve"][-1] - r["curve"][epochs.index(epochs[-1] - last)])
     return gains
-
-
-def at_epoch(records: Sequence[dict], method: str, epoch: int) -> dict[int, float]:
-    """Per seed, the test accuracy ``method`` had after ``epoch`` epochs in all (a point of its curve).
-
-    With a constant learning rate, the run is then exactly a run of ``epoch`` epochs: for
-    "hints, then KD", ``setup.hint_epochs`` of hints and the rest KD. So two methods' curves,
-    read at the same epoch, are a comparison at that smaller budget, equal for both.
-    """
-    out = {}
-    for r in records:
-        if r["method"] == method:
-            if epoch not in r["curve_epochs"]:
-                raise ValueError(f"the curve has no point at epoch {epoch} (points at {r['curve_epochs']})")
-            out[r["seed"]] = r["curve"][r["curve_epochs"].index(epoch)]
-    return out
 
 
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
