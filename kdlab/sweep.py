@@ -39,13 +39,13 @@ per run and step on that run's ``(batch, n_classes)`` logits, as :func:`kdlab.tr
 is not ``torch.vmap``-ed, because a learner's loss may check its inputs with Python ``if``\\ s or
 call ``.item()``, which vmap cannot trace. The runs' losses still share one backward and one step.
 
-Only MLP students (any widths; ``widths=()`` for linear ones) are batched. Small CNN students
-(notebook 03's, four blocks of 8 channels) stacked with ``torch.func.stack_module_state`` +
-``torch.vmap(functional_call)``, or with their convolutions unfolded into one ``torch.bmm``, gave
-the same outputs but trained only 2.5-2.7x (vmap) and 3.1-3.2x (unfolded) faster per step than one
-after another for 10 and 20 runs on 2 CPU cores: convolutions of a few channels are
-compute-bound, not overhead-bound. Train them, and students with an ``extra_loss`` (FitNets
-hints), with :func:`kdlab.train`.
+Only MLP students (any widths; ``widths=()`` for linear ones) are batched by :func:`train_batched`.
+Small CNN students (notebook 03's, four blocks of 8 channels) and students with an ``extra_loss``
+(FitNets hints) go through :func:`train_stacked`: :func:`kdlab.train`'s arguments, several
+students of one architecture stacked with ``torch.func.stack_module_state`` and trained with
+``torch.vmap(functional_call)``. Convolutions of a few channels are compute-bound, not
+overhead-bound, so it gains less than the MLP batching: about 2x for 5 runs and 3.5x for 10 on
+2 CPU cores.
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ from .compare import Paired, summary
 from .compare import by_seed as compare_by_seed
 from .compare import paired as compare_paired
 from .models import MLP, make_model, predict_logits, single_thread
-from .training import LossFn
+from .training import ExtraLoss, History, LossFn, TrainState, _check_step_loss, _checked_settings
 from .transforms import Augment
 
 __all__ = ["TARGETS", "Method", "BatchedMLP", "SweepResult", "batched_distillation_loss", "grid", "kd_grid",
-           "train_batched"]
+           "train_batched", "train_stacked"]
 
 #: What a run fits besides the teacher's soft targets: the labels, the teacher's arg-max labels
 #: on the same inputs ("pseudo-labels"), or nothing (``alpha = 1``).
@@ -792,6 +792,188 @@ def train_batched(
             if teacher is not None:
                 teacher.train(teacher_was_training)
     return log.result(trainer.model, time.perf_counter() - start)
+
+
+class _Run(nn.Module):
+    """One run of :func:`train_stacked` as one module: the student, the extra term's modules and its loss."""
+
+    def __init__(self, model: nn.Module, extra: nn.Module | None, extra_loss: ExtraLoss | None) -> None:
+        super().__init__()
+        self.model, self.extra, self.extra_loss = model, extra, extra_loss
+
+    def forward(self, x_batch: torch.Tensor, batch_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x_batch)
+        extra = logits.new_zeros(()) if self.extra_loss is None else self.extra_loss(self.model, x_batch, batch_idx)
+        return logits, extra
+
+
+def train_stacked(
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    seeds: Sequence[int],
+    teacher: nn.Module | None = None,
+    T: float = 4.0,
+    alpha: float | None = None,
+    loss_fn: LossFn | None = None,
+    extra_loss: ExtraLoss | None = None,
+    extra_modules: Sequence[nn.Module] = (),
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    callbacks: Iterable[Callable[[TrainState], None]] = (),
+    progress: bool = False,
+    desc: str | None = None,
+) -> list[History]:
+    """Train several students of one architecture (any kdlab model, CNNs too) at once, in place.
+
+    Run ``r`` is ``train(models[r], x, y, seed=seeds[r], extra_params=extra_modules[r].parameters(),
+    ...)`` with the other arguments shared, up to floating-point rounding (``tests/test_sweep.py``
+    checks it): the same data order, the same Adam update. The runs' parameters are stacked
+    (``torch.func.stack_module_state``) and each step runs every student on its own mini-batch with
+    ``torch.vmap`` over ``torch.func.functional_call``; the runs' losses are summed before one
+    backward (no parameter is shared, so each run gets the gradient of its own loss) and one Adam
+    step updates them all. Small convolutions of a few channels train about 2x faster for 5
+    runs, 3.5x for 10, than one after another.
+
+    ``extra_loss(model, x_batch, batch_idx)`` is written for run 0: it is called with
+    ``models[0]`` and uses ``extra_modules[0]`` (e.g. a FitNets regressor); inside the step, run
+    ``r``'s parameters stand in for theirs. A learner's ``loss_fn`` is called once per run, as
+    :func:`train` calls it; the default KD loss is :func:`batched_distillation_loss`, all runs at
+    once. The models' weights are written back after every epoch, before the callbacks.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        The students, of one architecture, without buffers (no batch norm) or dropout.
+    x, y, teacher, T, alpha, loss_fn, extra_loss, epochs, batch_size, lr, weight_decay
+        As in :func:`kdlab.train` (no augmentation, no evaluation set: use a callback).
+    seeds : sequence of int
+        One per model: seeds its data order, as ``train(seed=...)``.
+    extra_modules : sequence of nn.Module
+        One per model when ``extra_loss`` has trainable parameters of its own (a regressor),
+        trained alongside that model.
+    callbacks : iterable of callables
+        Each is called after every epoch with a :class:`kdlab.TrainState` for every run in turn
+        (``state.model`` is ``models[r]``).
+    progress : bool
+        Show a progress bar over epochs.
+    desc : str, optional
+        The progress bar's label.
+
+    Returns
+    -------
+    list of History
+        One per run (loss per epoch). On KeyboardInterrupt every run stops, keeps the weights
+        learnt so far and is marked ``interrupted``.
+
+    Raises
+    ------
+    ValueError
+        For bad settings, models of different architectures, and when a run's loss is NaN or
+        infinite or has no gradient (naming the run).
+
+    Examples
+    --------
+    >>> import kdlab
+    >>> d = kdlab.load_dataset("mnist1d", n_samples=200)
+    >>> students = [kdlab.make_model("cnn", d.input_shape, 10, widths=(4, 4), seed=s) for s in (0, 1)]
+    >>> histories = train_stacked(students, d.x_train, d.y_train, seeds=[0, 1], epochs=2)
+    >>> [len(h.loss) for h in histories]
+    [2, 2]
+    """
+    models = list(models) if isinstance(models, Sequence) else models
+    if not isinstance(models, list) or not models or not all(isinstance(m, nn.Module) for m in models):
+        raise TypeError(f"models must be a non-empty sequence of torch.nn.Modules, got {models!r:.80}")
+    seeds = _seeds(seeds)
+    if len(seeds) != len(models):
+        raise ValueError(f"seeds must give one seed per model: {len(models)} models, got {len(seeds)} seeds")
+    extra_modules = list(extra_modules)
+    if extra_modules and (len(extra_modules) != len(models) or not all(isinstance(m, nn.Module) for m in extra_modules)):
+        raise ValueError(f"extra_modules must hold one torch.nn.Module per model ({len(models)}), got "
+                         f"{len(extra_modules)} items")
+    learners = loss_fn is not None
+    y, T, alpha, loss_fn, custom = _checked_settings(models[0], x, y, teacher, T, alpha, loss_fn, extra_loss, None)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    callbacks = list(callbacks)
+    n_runs = len(models)
+    T_runs, alpha_runs = torch.full((n_runs,), float(T)), torch.full((n_runs,), float(alpha))
+    runs = [_Run(m, extra_modules[r] if extra_modules else None, extra_loss) for r, m in enumerate(models)]
+    shapes = [[(k, v.shape) for k, v in run.named_parameters()] for run in runs]
+    for r, run in enumerate(runs):
+        if shapes[r] != shapes[0]:
+            raise ValueError(f"models must share one architecture: model {r}'s parameters differ from model 0's")
+        if any(True for _ in run.buffers()):
+            raise ValueError(f"model {r} has buffers (batch norm?), which train_stacked does not stack: use kdlab.train")
+        if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in run.modules()):
+            raise ValueError(f"model {r} has dropout, which train_stacked does not draw per run: use kdlab.train")
+
+    params, _ = torch.func.stack_module_state(runs)  # new leaves, (n_runs, ...) each
+    template = runs[0]
+
+    def one_run(p: dict, xb: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.func.functional_call(template, p, (xb, idx))
+
+    step_all = torch.vmap(one_run)
+    teacher_logits = predict_logits(teacher, x) if teacher is not None else None
+    optimizer = torch.optim.Adam(params.values(), lr=lr, weight_decay=weight_decay, fused=True)  # as kdlab.train's
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    histories = [History() for _ in models]
+
+    def write_back() -> None:
+        with torch.no_grad():
+            for r, run in enumerate(runs):
+                for name, p in run.named_parameters():
+                    p.copy_(params[name][r])
+
+    with single_thread():
+        bar = tqdm(range(1, epochs + 1), desc=desc or "stacked runs", disable=not progress, leave=False)
+        try:
+            for epoch in bar:
+                template.train()
+                perms = torch.stack([torch.randperm(len(x), generator=g) for g in gens])
+                totals = torch.zeros(n_runs)
+                for step, i in enumerate(range(0, len(x), batch_size), start=1):
+                    idx = perms[:, i : i + batch_size]
+                    logits, extra = step_all(params, x[idx], idx)
+                    tb = None if teacher_logits is None else teacher_logits[idx]
+                    yb = None if y is None else y[idx]
+                    if learners:  # a learner's loss, run by run, as kdlab.train calls it
+                        losses = [loss_fn(logits[r], None if tb is None else tb[r], None if yb is None else yb[r], T,
+                                          alpha) + extra[r] for r in range(n_runs)]
+                    else:  # the KD loss (cross-entropy without a teacher) of every run at once
+                        losses = list(batched_distillation_loss(logits, tb, yb, T_runs, alpha_runs) + extra)
+                    for r, loss in enumerate(losses):
+                        try:
+                            _check_step_loss(loss, epoch, step, custom)
+                        except ValueError as err:
+                            raise ValueError(f"run {r} (seed {seeds[r]}): {err}") from None
+                    loss = torch.stack([v.reshape(()) for v in losses])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.sum().backward()
+                    optimizer.step()
+                    totals += loss.detach() * idx.shape[1]
+                write_back()
+                for r, h in enumerate(histories):
+                    h.epoch.append(epoch)
+                    h.loss.append(float(totals[r]) / len(x))
+                for callback in callbacks:
+                    for r, h in enumerate(histories):
+                        callback(TrainState(models[r], epoch, epochs, h))
+        except KeyboardInterrupt:
+            for h in histories:
+                h.interrupted = True
+            warnings.warn(f"training interrupted after {len(histories[0].epoch)} of {epochs} epochs: all "
+                          f"{len(models)} runs keep the weights learnt so far", stacklevel=2)
+        finally:
+            bar.close()
+            write_back()
+            for m in models:
+                m.eval()
+    return histories
 
 
 class _Trainer:

@@ -92,6 +92,43 @@ def _check_step_loss(loss: object, epoch: int, step: int, custom: bool) -> torch
     return loss
 
 
+def _checked_settings(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, teacher: nn.Module | None,
+                      T: float, alpha: float | None, loss_fn: LossFn | None, extra_loss: ExtraLoss | None,
+                      augment: Augment | None) -> tuple[torch.Tensor | None, float, float, LossFn, bool]:
+    """:func:`train`'s argument checks (shared with :func:`kdlab.sweep.train_stacked`).
+
+    Returns the checked labels, ``T`` and ``alpha`` (0.9 by default with a teacher, 0 without one),
+    the loss function to call, and whether it is the learner's (``loss_fn`` or ``extra_loss`` given).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if teacher is not None and not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module or None, got {type(teacher).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("extra_loss", extra_loss), ("augment", augment)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function or None, got {type(fn).__name__}")
+    if teacher is None:
+        if alpha not in (None, 0, 0.0):
+            raise ValueError(f"alpha={alpha} needs a teacher to distil from; pass teacher=... or alpha=0")
+        alpha = 0.0
+    else:
+        T = check_temperature(T)
+        alpha = check_alpha(0.9 if alpha is None else alpha)
+    if y is None and alpha < 1:
+        raise ValueError(
+            f"y=None (unlabelled data) needs a teacher and alpha=1; got alpha={alpha}. Pass labels or distil with alpha=1."
+        )
+    if y is not None:
+        n_classes = predict_logits(model, x[:1]).shape[1]
+        y = check_targets(y, len(x), n_classes, name="y")
+    custom = loss_fn is not None or extra_loss is not None
+    if loss_fn is None:
+        loss_fn = distillation_loss if teacher is not None else _hard_label_loss
+    return y, T, alpha, loss_fn, custom
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -177,34 +214,9 @@ def train(
     >>> len(history.loss)
     2
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
-    if teacher is not None and not isinstance(teacher, nn.Module):
-        raise TypeError(f"teacher must be a torch.nn.Module or None, got {type(teacher).__name__}")
-    for name, fn in (("loss_fn", loss_fn), ("extra_loss", extra_loss), ("augment", augment)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be a function or None, got {type(fn).__name__}")
+    y, T, alpha, loss_fn, custom = _checked_settings(model, x, y, teacher, T, alpha, loss_fn, extra_loss, augment)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if teacher is None:
-        if alpha not in (None, 0, 0.0):
-            raise ValueError(f"alpha={alpha} needs a teacher to distil from; pass teacher=... or alpha=0")
-        alpha = 0.0
-    else:
-        T = check_temperature(T)
-        alpha = check_alpha(0.9 if alpha is None else alpha)
-    if y is None and alpha < 1:
-        raise ValueError(
-            f"y=None (unlabelled data) needs a teacher and alpha=1; got alpha={alpha}. Pass labels or distil with alpha=1."
-        )
-    if y is not None:
-        n_classes = predict_logits(model, x[:1]).shape[1]
-        y = check_targets(y, len(x), n_classes, name="y")
-    custom = loss_fn is not None or extra_loss is not None
-    if loss_fn is None:
-        loss_fn = distillation_loss if teacher is not None else _hard_label_loss
 
     teacher_was_training = teacher is not None and teacher.training
     torch.manual_seed(seed)  # dropout

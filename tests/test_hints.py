@@ -238,7 +238,7 @@ def test_joint_training_adds_the_hint_gradient(setup):
 
 def test_methods_get_equal_epochs_and_records_feed_kdlab_compare(setup):
     runs = hints.compare_methods(setup, seeds=[0, 1], progress=False)
-    assert [r["method"] for r in runs[:4]] == list(hints.METHODS) and len(runs) == 8
+    assert [(r["method"], r["seed"]) for r in runs] == [(m, s) for m in hints.METHODS for s in (0, 1)]
     assert all(len(r["curve"]) == setup.epochs and not r["interrupted"] for r in runs), "equal compute"
     r = runs[0]
     assert r["accuracy"] == kdlab.accuracy(kdlab.predict_logits(r["student"], setup.data.x_test), setup.data.y_test)
@@ -248,28 +248,36 @@ def test_methods_get_equal_epochs_and_records_feed_kdlab_compare(setup):
     p = kdlab.compare.paired(kdlab.compare.by_seed(runs, "KD", by="method"),
                              kdlab.compare.by_seed(runs, "hard labels", by="method"))
     assert p.n == 2
+    # a method's seeds train together, each as it would alone (up to rounding: one test signal may flip)
+    alone = hints.run_method(setup, "hints, then KD", 1)
+    together = next(r for r in runs if r["method"] == "hints, then KD" and r["seed"] == 1)
+    assert alone["curve"] == pytest.approx(together["curve"], abs=0.01)
+    assert alone["cka_stage1"] == pytest.approx(together["cka_stage1"], abs=1e-4)
     with pytest.raises(ValueError, match="method must be one of"):
         hints.run_method(setup, "magic")
+    with pytest.raises(ValueError, match="one module cannot be every seed's regressor"):
+        hints.run_methods(setup, "hints + KD", [0, 1], regressor=torch.nn.Identity())
     with pytest.raises(ValueError, match="hint_epochs must be smaller"):
         hints.HintSetup(setup.data, setup.teacher, setup.make_student, epochs=3, hint_epochs=3)
 
 
 def test_compare_methods_stops_at_an_interrupt_and_drops_the_unfinished_run(setup, monkeypatch):
-    real = hints.train
+    real = hints.train_stacked
     calls = []
 
     def interrupted_third_call(*args, **kwargs):
         calls.append(1)
-        h = real(*args, **kwargs)
+        histories = real(*args, **kwargs)
         if len(calls) == 3:
-            h.interrupted = True
-        return h
+            for h in histories:
+                h.interrupted = True
+        return histories
 
-    monkeypatch.setattr(hints, "train", interrupted_third_call)
+    monkeypatch.setattr(hints, "train_stacked", interrupted_third_call)
     with pytest.warns(UserWarning, match="interrupted"):
         runs = hints.compare_methods(setup, seeds=[0, 1], progress=False)
-    # calls: hard labels, KD, stage 1 of "hints, then KD" (interrupted: no stage 2, dropped)
-    assert [r["method"] for r in runs] == ["hard labels", "KD"] and len(calls) == 3
+    # calls: hard labels, KD, stage 1 of "hints, then KD" (interrupted: no stage 2, both seeds dropped)
+    assert [r["method"] for r in runs] == ["hard labels"] * 2 + ["KD"] * 2 and len(calls) == 3
 
 
 def test_cka_baselines_are_low_for_noise_and_recomputed_per_seed(setup):

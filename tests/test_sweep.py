@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import kdlab
-from kdlab import compare, sweep
+from kdlab import compare, features, sweep
 from kdlab.sweep import Method
 
 
@@ -342,3 +342,98 @@ def test_from_models_rejects_mixed_shapes():
         sweep.BatchedMLP.from_models([a, b])
     with pytest.raises(TypeError):
         sweep.BatchedMLP.from_models([kdlab.make_model("cnn", (8, 8), 10)])
+
+
+# ---- train_stacked: any kdlab model (CNNs too), stacked with torch.vmap --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signals():
+    d = kdlab.load_dataset("mnist1d", n_samples=300)
+    teacher = kdlab.make_model("cnn", d.input_shape, 10, widths=(16, 16), seed=9)
+    kdlab.train(teacher, d.x_train, d.y_train, epochs=3, progress=False)
+    return d, teacher
+
+
+def _cnn(d, seed):
+    return kdlab.make_model("cnn", d.input_shape, 10, widths=(4, 4, 4), kernel_size=3, seed=seed)
+
+
+def _max_diff(a, b):
+    return max((p - q).abs().max().item() for p, q in zip(a, b))
+
+
+def test_stacked_cnn_students_match_kdlab_train_run_by_run(signals):
+    d, teacher = signals
+    seeds = [3, 7, 11]
+    models = [_cnn(d, s) for s in seeds]
+    seen = []
+    histories = sweep.train_stacked(models, d.x_train, d.y_train, seeds=seeds, teacher=teacher, T=3.0, alpha=0.7,
+                                    epochs=3, batch_size=32, lr=0.01, weight_decay=1e-3,
+                                    callbacks=[lambda s: seen.append((id(s.model), s.epoch))])
+    for r, s in enumerate(seeds):
+        m = _cnn(d, s)
+        h = kdlab.train(m, d.x_train, d.y_train, teacher=teacher, T=3.0, alpha=0.7, epochs=3, batch_size=32, lr=0.01,
+                        weight_decay=1e-3, seed=s, progress=False)
+        assert _max_diff(m.parameters(), models[r].parameters()) < 1e-5, f"run {r} (seed {s}) diverged"
+        assert histories[r].loss == pytest.approx(h.loss, rel=1e-5)
+    # every run's callback after every epoch, with the weights of that epoch written back
+    assert seen == [(id(m), e) for e in (1, 2, 3) for m in models]
+    assert all(not m.training for m in models)
+
+
+def test_stacked_extra_loss_trains_each_runs_own_regressor_like_kdlab_train(signals):
+    """FitNets stage 1 (a zero output loss, the hint term alone): the extra term written for run 0 uses run r's
+    student and regressor inside the step; the head gets no gradient and stays where it started."""
+    d, teacher = signals
+    hints = features.layer_features(teacher, d.x_train, 1)
+    seeds = [0, 5]
+
+    def regressor(model, seed):
+        return features.regressor_for(features.layer_features(model, d.x_train[:2], 1), hints[:2], seed=seed)
+
+    def no_output(s, t, y, T, alpha):
+        return s.new_zeros(())
+
+    models = [_cnn(d, s) for s in seeds]
+    regs = [regressor(m, s) for m, s in zip(models, seeds)]
+    heads = [m.head.weight.clone() for m in models]
+    sweep.train_stacked(models, d.x_train, d.y_train, seeds=seeds, loss_fn=no_output, epochs=2, batch_size=50,
+                        lr=0.02, extra_loss=lambda model, xb, idx: kdlab.hint_loss(model.features(xb)[1], hints[idx],
+                                                                                  regs[0]),
+                        extra_modules=regs)
+    for r, s in enumerate(seeds):
+        m = _cnn(d, s)
+        reg = regressor(m, s)
+        kdlab.train(m, d.x_train, d.y_train, loss_fn=no_output, epochs=2, batch_size=50, lr=0.02, seed=s,
+                    progress=False, extra_params=reg.parameters(),
+                    extra_loss=lambda model, xb, idx, reg=reg: kdlab.hint_loss(model.features(xb)[1], hints[idx], reg))
+        assert _max_diff([*m.parameters(), *reg.parameters()], [*models[r].parameters(), *regs[r].parameters()]) < 1e-5
+        assert torch.equal(models[r].head.weight, heads[r])
+    assert not torch.equal(regs[0].conv.weight, regs[1].conv.weight)
+
+
+def test_stacked_training_checks_its_arguments(signals):
+    d, _ = signals
+    x, y = d.x_train, d.y_train
+    with pytest.raises(ValueError, match="one seed per model: 2 models, got 3"):
+        sweep.train_stacked([_cnn(d, 0), _cnn(d, 1)], x, y, seeds=[0, 1, 2])
+    with pytest.raises(ValueError, match="one architecture: model 1"):
+        sweep.train_stacked([_cnn(d, 0), kdlab.make_model("cnn", d.input_shape, 10, widths=(4, 8, 4))], x, y,
+                            seeds=[0, 1])
+    with pytest.raises(ValueError, match="dropout"):
+        sweep.train_stacked([kdlab.make_model("mlp", d.input_shape, 10, widths=(8,), dropout=0.5)], x, y, seeds=[0])
+    with pytest.raises(ValueError, match="extra_modules must hold one"):
+        sweep.train_stacked([_cnn(d, 0), _cnn(d, 1)], x, y, seeds=[0, 1], extra_modules=[torch.nn.Linear(2, 2)])
+    with pytest.raises(TypeError, match="models must be a non-empty sequence"):
+        sweep.train_stacked([], x, y, seeds=[0])
+    with pytest.raises(ValueError, match="alpha=0.5 needs a teacher"):
+        sweep.train_stacked([_cnn(d, 0)], x, y, seeds=[0], alpha=0.5)
+    calls = []
+
+    def second_run_diverges(s, t, targets, T, alpha):  # loss_fn is called run by run
+        calls.append(1)
+        return F.cross_entropy(s, targets) * (float("nan") if len(calls) % 2 == 0 else 1.0)
+
+    with pytest.raises(ValueError, match=r"run 1 \(seed 4\): .*diverged"):
+        sweep.train_stacked([_cnn(d, 3), _cnn(d, 4)], x, y, seeds=[3, 4], epochs=1, loss_fn=second_run_diverges)

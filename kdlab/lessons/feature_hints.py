@@ -8,9 +8,10 @@ between them. Romero et al. train in **two stages**: (1) the hint loss alone tra
 lower part with the regressor; (2) ordinary KD trains the whole student. A common variant adds the
 two losses and trains once (**joint**).
 
-Every method here is :func:`kdlab.train` with a visible sum: the hint term is its ``extra_loss``
-(:class:`HintTerm`, with the regressor's parameters as ``extra_params``), and stage 1 is the same
-loop with a zero output loss (:func:`no_output_loss`). Also here: the comparison of methods over
+Every method here is :func:`kdlab.train`'s loop with a visible sum: the hint term is its
+``extra_loss`` (:class:`HintTerm`, with the regressor's parameters as ``extra_params``), and stage 1
+is the same loop with a zero output loss (:func:`no_output_loss`). A method's seeds train together
+(:func:`kdlab.sweep.train_stacked`: each run as :func:`kdlab.train` would train it alone). Also here: the comparison of methods over
 seeds at equal compute (:func:`compare_methods`), the CKA levels that need no learning
 (:func:`cka_baselines`) and PCA views of hidden representations (:func:`project_2d`). The
 notebook's widget is :class:`kdlab.widgets.HintExplorer`.
@@ -33,9 +34,9 @@ from ..features import layer_features, regressor_for
 from ..losses import hint_loss
 from ..metrics import _as_matrix, accuracy, linear_cka
 from ..models import predict_logits
-from ..training import train
+from ..sweep import train_stacked
 
-__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_method", "late_gain", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
+__all__ = ["project_2d", "plot_projections", "guided_features", "HintTerm", "no_output_loss", "METHODS", "HintSetup", "run_methods", "run_method", "late_gain", "compare_methods", "cka_baselines", "plot_curves", "plot_layer_cka"]
 
 
 def project_2d(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,72 +222,84 @@ class HintSetup:
         check_alpha(self.alpha)
 
 
-def run_method(setup: HintSetup, method: str, seed: int = 0, *, hint_weight: float | None = None,
-               student_layer: int | None = None, teacher_layer: int | None = None,
-               regressor: nn.Module | None | str = "auto", callbacks=(), progress: bool = False) -> dict:
-    """Train one student with ``method`` (one of :data:`METHODS`) for ``setup.epochs`` epochs in all.
+def run_methods(setup: HintSetup, method: str, seeds: Sequence[int], *, hint_weight: float | None = None,
+                student_layer: int | None = None, teacher_layer: int | None = None,
+                regressor: nn.Module | None | str = "auto", callbacks=(), progress: bool = False) -> list[dict]:
+    """Train one student per seed with ``method`` (one of :data:`METHODS`), ``setup.epochs`` epochs in all.
 
-    Every method is one or two :func:`kdlab.train` calls: "hints, then KD" is stage 1 (the hint
-    term alone, ``loss_fn=no_output_loss``; only the blocks up to the guided layer and the regressor
-    receive a gradient) for ``setup.hint_epochs`` epochs, then KD for the rest; "hints + KD" is KD
-    with the hint term as ``extra_loss``.
+    The seeds' students train together (:func:`kdlab.sweep.train_stacked`), each exactly as
+    :func:`kdlab.train` would train it alone. Every method is one or two such calls: "hints, then KD"
+    is stage 1 (the hint term alone, ``loss_fn=no_output_loss``; only the blocks up to the guided
+    layer and the regressor receive a gradient) for ``setup.hint_epochs`` epochs, then KD for the
+    rest; "hints + KD" is KD with the hint term as ``extra_loss``. Each seed's regressor is its own.
 
     Returns
     -------
-    dict
-        ``method``, ``seed``, test ``accuracy``, ``cka`` (linear CKA between the student's guided
-        layer and the teacher's hint layer on the test set), ``curve`` (test accuracy every
-        ``setup.eval_every`` epochs) at ``curve_epochs``, ``interrupted`` and the trained ``student``;
-        "hints, then KD" also ``cka_stage1`` and ``stage1_student`` (the student after stage 1).
+    list of dict
+        One per seed: ``method``, ``seed``, test ``accuracy``, ``cka`` (linear CKA between the
+        student's guided layer and the teacher's hint layer on the test set), ``curve`` (test
+        accuracy every ``setup.eval_every`` epochs) at ``curve_epochs``, ``interrupted`` and the
+        trained ``student``; "hints, then KD" also ``cka_stage1`` and ``stage1_student`` (the
+        student after stage 1).
     """
     check_choice(method, "method", METHODS)
+    seeds = [int(s) for s in seeds]
+    if isinstance(regressor, nn.Module) and len(seeds) > 1:
+        raise ValueError(f"regressor: one module cannot be every seed's regressor ({len(seeds)} seeds); pass "
+                         "'auto' (one per seed) or None")
     d = setup.data
     g = setup.student_layer if student_layer is None else student_layer
     h = setup.teacher_layer if teacher_layer is None else teacher_layer
-    student = setup.make_student(seed)
+    students = [setup.make_student(s) for s in seeds]
+    run_of = {id(m): r for r, m in enumerate(students)}
     t_test = layer_features(setup.teacher, d.x_test, h)
-    curve: list[float] = []
-    curve_epochs: list[int] = []
+    curves: list[list[float]] = [[] for _ in seeds]
+    curve_epochs: list[list[int]] = [[] for _ in seeds]
     done = 0  # epochs finished in earlier train calls (stage 1)
 
     def evaluate(state) -> None:
-        epoch = done + state.epoch
+        epoch, r = done + state.epoch, run_of[id(state.model)]
         if epoch % setup.eval_every == 0 or epoch == setup.epochs:
-            curve.append(accuracy(predict_logits(state.model, d.x_test), d.y_test))
-            curve_epochs.append(epoch)
+            curves[r].append(accuracy(predict_logits(state.model, d.x_test), d.y_test))
+            curve_epochs[r].append(epoch)
 
-    common = dict(batch_size=setup.batch_size, lr=setup.lr, seed=seed, callbacks=[*callbacks, evaluate],
+    common = dict(seeds=seeds, batch_size=setup.batch_size, lr=setup.lr, callbacks=[*callbacks, evaluate],
                   progress=progress)
     kd = dict(teacher=setup.teacher, T=setup.T, alpha=setup.alpha)
-    extra: dict = {}
+    extra: list[dict] = [{} for _ in seeds]
 
-    def hint(weight: float) -> HintTerm:
-        return HintTerm(student, setup.teacher, d.x_train, student_layer=g, teacher_layer=h, regressor=regressor,
-                        weight=weight, seed=seed)
+    def hint(weight: float) -> dict:
+        terms = [HintTerm(m, setup.teacher, d.x_train, student_layer=g, teacher_layer=h, regressor=regressor,
+                          weight=weight, seed=s) for m, s in zip(students, seeds)]
+        regressors = [t.regressor for t in terms if t.regressor is not None]
+        return dict(extra_loss=terms[0], extra_modules=regressors)  # term 0, run by run (see train_stacked)
 
     if method == "hard labels":
-        runs = [train(student, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **common)]
+        runs = [train_stacked(students, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **common)]
     elif method == "KD":
-        runs = [train(student, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **kd, **common)]
+        runs = [train_stacked(students, d.x_train, d.y_train, epochs=setup.epochs, desc=method, **kd, **common)]
     elif method == "hints, then KD":
-        term = hint(1.0)
-        runs = [train(student, d.x_train, d.y_train, loss_fn=no_output_loss, extra_loss=term, extra_params=term.params,
-                      epochs=setup.hint_epochs, desc="stage 1: hints", **common)]
-        extra = {"cka_stage1": linear_cka(layer_features(student, d.x_test, g), t_test),
-                 "stage1_student": copy.deepcopy(student)}
+        runs = [train_stacked(students, d.x_train, d.y_train, loss_fn=no_output_loss, epochs=setup.hint_epochs,
+                              desc="stage 1: hints", **hint(1.0), **common)]
+        extra = [{"cka_stage1": linear_cka(layer_features(m, d.x_test, g), t_test), "stage1_student": copy.deepcopy(m)}
+                 for m in students]
         done = setup.hint_epochs
-        if not runs[0].interrupted:
-            runs.append(train(student, d.x_train, d.y_train, epochs=setup.epochs - setup.hint_epochs,
-                              desc="stage 2: KD", **kd, **common))
+        if not runs[0][0].interrupted:
+            runs.append(train_stacked(students, d.x_train, d.y_train, epochs=setup.epochs - setup.hint_epochs,
+                                      desc="stage 2: KD", **kd, **common))
     else:
-        term = hint(setup.hint_weight if hint_weight is None else hint_weight)
-        runs = [train(student, d.x_train, d.y_train, extra_loss=term, extra_params=term.params,
-                      epochs=setup.epochs, desc=method, **kd, **common)]
-    logits = predict_logits(student, d.x_test)
-    cka = linear_cka(layer_features(student, d.x_test, g), t_test)
-    return {"method": method, "seed": seed, "accuracy": accuracy(logits, d.y_test), "cka": cka,
-            "curve": curve, "curve_epochs": curve_epochs, "interrupted": any(r.interrupted for r in runs),
-            "student": student, **extra}
+        runs = [train_stacked(students, d.x_train, d.y_train, epochs=setup.epochs, desc=method,
+                              **hint(setup.hint_weight if hint_weight is None else hint_weight), **kd, **common)]
+    interrupted = any(hist.interrupted for histories in runs for hist in histories)
+    return [{"method": method, "seed": s, "accuracy": accuracy(predict_logits(m, d.x_test), d.y_test),
+             "cka": linear_cka(layer_features(m, d.x_test, g), t_test), "curve": curves[r],
+             "curve_epochs": curve_epochs[r], "interrupted": interrupted, "student": m, **extra[r]}
+            for r, (m, s) in enumerate(zip(students, seeds))]
+
+
+def run_method(setup: HintSetup, method: str, seed: int = 0, **kwargs) -> dict:
+    """One student: :func:`run_methods` on the one seed ``seed`` (same keywords); returns its record."""
+    return run_methods(setup, method, [seed], **kwargs)[0]
 
 
 def late_gain(records: Sequence[dict], method: str, last: int) -> list[float]:
@@ -307,23 +320,24 @@ def late_gain(records: Sequence[dict], method: str, last: int) -> list[float]:
 def compare_methods(setup: HintSetup, seeds: Sequence[int], methods: Sequence[str] = METHODS,
                     progress: bool = True) -> list[dict]:
     """Run every method on every seed (paired: a seed gives each method the same initial weights
-    and data order): one record per finished run (see :func:`run_method`).
+    and data order): one record per finished run (see :func:`run_methods`; a method's seeds train
+    together).
 
-    The stop button stops the whole comparison: the unfinished run is dropped, the finished ones
-    are returned. ``kdlab.compare.table(records, by="method")`` summarises them and
+    The stop button stops the whole comparison: the unfinished method's runs are dropped, the
+    finished ones are returned. ``kdlab.compare.table(records, by="method")`` summarises them and
     ``kdlab.compare.paired(by_seed(records, a, by="method"), by_seed(records, b, by="method"))``
     compares two methods.
     """
     from tqdm.auto import tqdm
 
-    records = []
-    for m, s in tqdm([(m, s) for s in seeds for m in methods], desc="students", disable=not progress, leave=False):
-        r = run_method(setup, m, s)
-        if r["interrupted"]:
-            warnings.warn(f"interrupted: kept the {len(records)} finished runs, dropped {m!r} on seed {s}",
-                          stacklevel=2)
+    records: list[dict] = []
+    for m in tqdm(list(methods), desc="methods", disable=not progress, leave=False):
+        runs = run_methods(setup, m, seeds)
+        if any(r["interrupted"] for r in runs):
+            warnings.warn(f"interrupted: kept the {len(records)} finished runs, dropped {m!r} on seeds "
+                          f"{[int(s) for s in seeds]}", stacklevel=2)
             break
-        records.append(r)
+        records.extend(runs)
     return records
 
 
