@@ -63,6 +63,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_alpha, check_choice, check_positive_int, check_targets, check_temperature
+from ._memory import release_free_memory
 from .compare import Paired, summary
 from .compare import by_seed as compare_by_seed
 from .compare import paired as compare_paired
@@ -72,6 +73,8 @@ from .transforms import Augment
 
 __all__ = ["TARGETS", "Method", "BatchedMLP", "SweepResult", "batched_distillation_loss", "grid", "kd_grid",
            "train_batched", "train_stacked"]
+
+TRIM_EVERY = 20  # epochs between returns of freed memory to the OS in train_batched (kdlab._memory)
 
 #: What a run fits besides the teacher's soft targets: the labels, the teacher's arg-max labels
 #: on the same inputs ("pseudo-labels"), or nothing (``alpha = 1``).
@@ -780,6 +783,8 @@ def train_batched(
                 teacher.eval()
             for epoch in bar:
                 log.add(trainer.epoch(optimizer, epoch), trainer.model)  # an interrupt before this drops the epoch
+                if epoch % TRIM_EVERY == 0:
+                    release_free_memory()  # the evaluations' freed logits, else kept by the heap (see kdlab._memory)
                 for callback in callbacks:
                     callback(log.result(trainer.model, time.perf_counter() - start))
         except KeyboardInterrupt:
@@ -789,6 +794,7 @@ def train_batched(
                           "epoch is named", stacklevel=2)
         finally:
             bar.close()
+            release_free_memory()
             if teacher is not None:
                 teacher.train(teacher_was_training)
     return log.result(trainer.model, time.perf_counter() - start)

@@ -437,3 +437,20 @@ def test_stacked_training_checks_its_arguments(signals):
 
     with pytest.raises(ValueError, match=r"run 1 \(seed 4\): .*diverged"):
         sweep.train_stacked([_cnn(d, 3), _cnn(d, 4)], x, y, seeds=[3, 4], epochs=1, loss_fn=second_run_diverges)
+
+
+def test_batched_runs_return_freed_memory_every_few_epochs(moons, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "release_free_memory", lambda: calls.append(1) or True)
+    sweep.train_batched(moons.x_train, moons.y_train, methods=[sweep.Method("hard labels")], seeds=[0], widths=(4,),
+                        epochs=2 * sweep.TRIM_EVERY + 5,
+                        eval_sets={"test": (moons.x_test, moons.y_test)})
+    assert len(calls) == 3, "every TRIM_EVERY epochs (2) and once at the end"
+
+
+def test_release_free_memory_uses_glibc_on_linux():
+    import platform
+
+    from kdlab._memory import release_free_memory
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert release_free_memory() is expected
